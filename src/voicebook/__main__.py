@@ -1,0 +1,5 @@
+"""`python -m voicebook` runs the same CLI as the `voicebook` console script."""
+
+from voicebook.cli.app import main
+
+main()

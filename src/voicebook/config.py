@@ -1,0 +1,224 @@
+"""All configuration in one place: one `Settings`, read from the environment and `.env`.
+
+Our own options carry the `VOICEBOOK_` prefix; the names users already have in their `.env` for
+LiveKit, Supabase and the providers keep their established spelling (DESIGN §6). Every field's
+description is the documentation `.env.example` and the README repeat.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from voicebook.scheduling.availability import AvailabilityRules
+from voicebook.scheduling.hours import HOURS_EXAMPLE, parse_closed_dates, parse_hours
+
+SUPABASE_CONNECTION_HINT = (
+    "SUPABASE_URL/SUPABASE_KEY reach Supabase's REST API, which cannot give voicebook the "
+    "transactions and constraints it needs. Set VOICEBOOK_DATABASE_URL to the Postgres connection "
+    "string instead: in the Supabase dashboard open your project, click 'Connect' (top bar), and copy "
+    "the URI under 'Transaction pooler' (port 6543) or 'Session pooler'/'Direct connection' "
+    "(port 5432); replace [YOUR-PASSWORD] with the database password from Project Settings → "
+    "Database."
+)
+
+
+def _plain(name: str) -> Any:
+    """A field read from an established, unprefixed variable name (e.g. LIVEKIT_URL)."""
+    return Field(default=None, validation_alias=AliasChoices(name))
+
+
+class ConfigError(Exception):
+    """Configuration that cannot work; the message names each variable and what is wrong."""
+
+
+class Settings(BaseSettings):
+    """Every setting voicebook reads. Construct with keyword arguments to override the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VOICEBOOK_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- storage and fan-out -------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite:///path.db (default: a file in the user data dir) or postgresql://…",
+    )
+    database_prepared_statements: bool | None = Field(
+        default=None,
+        description="Use server-side prepared statements on Postgres. Default: on, except through "
+        "a transaction pooler (port 6543 or a *.pooler.supabase.com host), where they must be off.",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200, description="Postgres pool size.")
+    redis_url: str | None = Field(default=None, description="redis://… to fan events out.")
+
+    # --- HTTP ----------------------------------------------------------------------------------
+    api_key: SecretStr | None = Field(
+        default=None, description="Service credential the agent and SDK send as a Bearer token."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated browser origins allowed by CORS."
+    )
+
+    # --- scheduling rules ----------------------------------------------------------------------
+    default_region: str = Field(
+        default="US", description="Region for phone numbers said without a country code."
+    )
+    timezone: str = Field(default="America/New_York", description="IANA zone of the business.")
+    hours: str = Field(default="mon-fri 09:00-17:00", description=f"e.g. '{HOURS_EXAMPLE}'.")
+    slot_minutes: int = Field(default=30, ge=5, le=24 * 60, description="Appointment length.")
+    buffer_minutes: int = Field(default=0, ge=0, le=24 * 60, description="Gap after each slot.")
+    min_notice_minutes: int = Field(
+        default=60, ge=0, description="How soon the earliest bookable slot may start."
+    )
+    horizon_days: int = Field(default=30, ge=1, le=730, description="How far ahead to book.")
+    closed_dates: str = Field(default="", description="Comma-separated ISO dates, e.g. holidays.")
+    resource: str = Field(default="default", description="Name of the calendar being booked.")
+
+    # --- established names (LiveKit, Supabase, providers, frontend) ----------------------------
+    livekit_url: str | None = _plain("LIVEKIT_URL")
+    livekit_api_key: str | None = _plain("LIVEKIT_API_KEY")
+    livekit_api_secret: SecretStr | None = _plain("LIVEKIT_API_SECRET")
+    livekit_agent_name: str = Field(
+        default="voicebook-agent", validation_alias=AliasChoices("LIVEKIT_AGENT_NAME")
+    )
+    supabase_url: str | None = _plain("SUPABASE_URL")
+    supabase_key: SecretStr | None = _plain("SUPABASE_KEY")
+    openrouter_api_key: SecretStr | None = _plain("OPENROUTER_API_KEY")
+    openrouter_model: str | None = _plain("OPENROUTER_MODEL")
+    openai_api_base: str | None = _plain("OPENAI_API_BASE")
+    openai_api_key: SecretStr | None = _plain("OPENAI_API_KEY")
+    deepgram_api_key: SecretStr | None = _plain("DEEPGRAM_API_KEY")
+    cartesia_api_key: SecretStr | None = _plain("CARTESIA_API_KEY")
+    cartesia_voice_id: str | None = _plain("CARTESIA_VOICE_ID")
+    bey_api_key: SecretStr | None = _plain("BEY_API_KEY")
+    bey_avatar_id: str | None = _plain("BEY_AVATAR_ID")
+    bey_enabled: bool = Field(default=False, validation_alias=AliasChoices("BEY_ENABLED"))
+    agent_greeting: str | None = _plain("AGENT_GREETING")
+    http_base_url: str | None = _plain("HTTP_BASE_URL")
+    ws_base_url: str | None = _plain("WS_BASE_URL")
+    backend_base_url: str | None = _plain("BACKEND_BASE_URL")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone (expected e.g. 'America/New_York')"
+            ) from None
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _check_hours(cls, value: str) -> str:
+        parse_hours(value)
+        return value
+
+    @field_validator("closed_dates")
+    @classmethod
+    def _check_closed(cls, value: str) -> str:
+        parse_closed_dates(value)
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _check_region(cls, value: str) -> str:
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a two-letter region code (expected e.g. 'US')")
+        return region
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        scheme = urlsplit(value).scheme
+        if scheme not in ("sqlite", "postgres", "postgresql"):
+            raise ValueError(
+                f"unsupported scheme {scheme!r}; use sqlite:///path/to/file.db or "
+                "postgresql://user:password@host:5432/dbname"
+            )
+        return value.strip()
+
+    @cached_property
+    def rules(self) -> AvailabilityRules:
+        """The availability rules these settings describe."""
+        return AvailabilityRules(
+            zone=ZoneInfo(self.timezone),
+            weekly=parse_hours(self.hours),
+            slot_minutes=self.slot_minutes,
+            buffer_minutes=self.buffer_minutes,
+            min_notice_minutes=self.min_notice_minutes,
+            horizon_days=self.horizon_days,
+            closed_dates=parse_closed_dates(self.closed_dates),
+        )
+
+    def resolved_database_url(self) -> str:
+        """The database to use; the embedded SQLite file when none is configured.
+
+        Raises ConfigError when only Supabase's REST credentials are set, because silently falling
+        back to a local file would hide the user's real data.
+        """
+        if self.database_url:
+            return self.database_url
+        if self.supabase_url or self.supabase_key:
+            raise ConfigError(SUPABASE_CONNECTION_HINT)
+        return "sqlite:///" + str(default_sqlite_path())
+
+
+def default_sqlite_path() -> Path:
+    """Where the embedded database lives when no URL is configured."""
+    return Path(platformdirs.user_data_dir("voicebook", appauthor=False)) / "voicebook.db"
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, safe to print or log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _variable_name(field_name: str) -> str:
+    field = Settings.model_fields.get(field_name)
+    alias = field.validation_alias if field else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"VOICEBOOK_{field_name.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings, turning validation errors into one ConfigError naming every bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = _variable_name(str(error["loc"][0])) if error["loc"] else "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{name}: {message}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,253 @@
+"""Wire models shared by the server and the SDK (DESIGN §3–§4).
+
+These are the JSON shapes an existing frontend and the agent already speak: field names here are a
+contract. Extra fields may be added; none may be renamed or removed.
+"""
+
+from __future__ import annotations
+
+from datetime import date as Date
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ToolName = Literal[
+    "identify_user",
+    "fetch_slots",
+    "book_appointment",
+    "retrieve_appointments",
+    "cancel_appointment",
+    "modify_appointment",
+    "end_conversation",
+]
+TOOL_NAMES: tuple[str, ...] = ToolName.__args__
+SessionState = Literal["connected", "active", "ended"]
+AppointmentStatus = Literal["confirmed", "cancelled", "rescheduled"]
+PartOfDay = Literal["morning", "afternoon", "evening"]
+MAX_SLOTS = 200
+DEFAULT_SLOTS = 5
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Request(WireModel):
+    """Tool requests refuse unknown fields so a misspelt argument is an error, not silently lost."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    session_id: str = Field(min_length=1, max_length=64)
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+class Slot(WireModel):
+    slot_id: str
+    start: datetime
+    end: datetime
+    label: str = Field(
+        description="Speakable, in the business zone: 'Tuesday, December 2 at 3:00 PM'"
+    )
+
+
+class Appointment(WireModel):
+    id: str
+    start: datetime
+    end: datetime
+    status: AppointmentStatus
+    name: str | None = None
+    notes: str | None = None
+    label: str
+
+
+class User(WireModel):
+    id: str
+    name: str | None = None
+    phone_masked: str
+
+
+# --- the seven tools -----------------------------------------------------------------------------
+
+
+class IdentifyUserRequest(Request):
+    phone: str = Field(min_length=1, max_length=100, examples=["(415) 555-0123"])
+    name: str | None = Field(default=None, max_length=200)
+
+
+class IdentifyUserResponse(WireModel):
+    user: User
+    upcoming: list[Appointment]
+    returning: bool
+
+
+class FetchSlotsRequest(Request):
+    date: Date | None = Field(default=None, description="Local date in the business zone.")
+    part_of_day: PartOfDay | None = None
+    limit: int = Field(default=DEFAULT_SLOTS, ge=1, le=MAX_SLOTS)
+
+
+class FetchSlotsResponse(WireModel):
+    slots: list[Slot]
+    timezone: str
+
+
+class BookAppointmentRequest(Request):
+    slot_id: str | None = Field(default=None, max_length=64)
+    start: datetime | None = Field(
+        default=None, description="ISO 8601; without an offset it is read in the business zone."
+    )
+    name: str | None = Field(default=None, max_length=200)
+    notes: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_time(self) -> BookAppointmentRequest:
+        if (self.slot_id is None) == (self.start is None):
+            raise ValueError("give exactly one of slot_id or start")
+        return self
+
+
+class BookAppointmentResponse(WireModel):
+    appointment: Appointment
+
+
+class RetrieveAppointmentsRequest(Request):
+    include_past: bool = False
+    include_cancelled: bool = False
+
+
+class RetrieveAppointmentsResponse(WireModel):
+    appointments: list[Appointment]
+
+
+class CancelAppointmentRequest(Request):
+    appointment_id: str | None = Field(default=None, max_length=64)
+    start: datetime | None = None
+    reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CancelAppointmentRequest:
+        if (self.appointment_id is None) == (self.start is None):
+            raise ValueError("give exactly one of appointment_id or start")
+        return self
+
+
+class CancelAppointmentResponse(WireModel):
+    appointment: Appointment
+
+
+class ModifyAppointmentRequest(Request):
+    appointment_id: str | None = Field(default=None, max_length=64)
+    start: datetime | None = Field(default=None, description="Start of the appointment to move.")
+    new_slot_id: str | None = Field(default=None, max_length=64)
+    new_start: datetime | None = None
+
+    @model_validator(mode="after")
+    def _targets(self) -> ModifyAppointmentRequest:
+        if (self.appointment_id is None) == (self.start is None):
+            raise ValueError("give exactly one of appointment_id or start")
+        if (self.new_slot_id is None) == (self.new_start is None):
+            raise ValueError("give exactly one of new_slot_id or new_start")
+        return self
+
+
+class ModifyAppointmentResponse(WireModel):
+    appointment: Appointment
+    previous: Appointment
+
+
+class EndConversationRequest(Request):
+    preferences: list[str] = Field(default_factory=list, max_length=20)
+    recap: str | None = Field(default=None, max_length=4000)
+
+
+class SummaryAppointment(WireModel):
+    """A booked appointment as the summary shows it: `date`/`time` are local (business zone)."""
+
+    id: str
+    contact_number: str
+    name: str | None = None
+    date: str = Field(description="YYYY-MM-DD in the business zone")
+    time: str = Field(description="24-hour HH:MM in the business zone")
+    status: AppointmentStatus
+    start: datetime
+    end: datetime
+
+
+class SummaryAction(WireModel):
+    kind: Literal["booked", "cancelled", "rescheduled"]
+    appointment_id: str
+    label: str
+    previous_label: str | None = None
+
+
+class Summary(WireModel):
+    session_id: str
+    contact_number: str | None
+    summary: str
+    booked_appointments: list[SummaryAppointment]
+    preferences: list[str]
+    created_at: datetime
+    actions: list[SummaryAction] = Field(default_factory=list)
+    cost: dict[str, Any] | None = None
+    duration_s: float | None = None
+
+
+class EndConversationResponse(WireModel):
+    summary: Summary
+
+
+TOOL_REQUESTS: dict[str, type[Request]] = {
+    "identify_user": IdentifyUserRequest,
+    "fetch_slots": FetchSlotsRequest,
+    "book_appointment": BookAppointmentRequest,
+    "retrieve_appointments": RetrieveAppointmentsRequest,
+    "cancel_appointment": CancelAppointmentRequest,
+    "modify_appointment": ModifyAppointmentRequest,
+    "end_conversation": EndConversationRequest,
+}
+TOOL_RESPONSES: dict[str, type[WireModel]] = {
+    "identify_user": IdentifyUserResponse,
+    "fetch_slots": FetchSlotsResponse,
+    "book_appointment": BookAppointmentResponse,
+    "retrieve_appointments": RetrieveAppointmentsResponse,
+    "cancel_appointment": CancelAppointmentResponse,
+    "modify_appointment": ModifyAppointmentResponse,
+    "end_conversation": EndConversationResponse,
+}
+
+
+# --- sessions and events ------------------------------------------------------------------------
+
+
+class ToolCallEvent(WireModel):
+    id: str = Field(description="The tool call's idempotency key (the LLM's tool-call id).")
+    name: str
+    status: Literal["started", "completed", "failed"]
+    detail: str = Field(description="One human sentence; phones masked.")
+    timestamp: datetime
+    args: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    duration_ms: float | None = None
+
+
+EventType = Literal["status", "tool_call", "transcript", "summary", "session_closed"]
+
+
+class Event(WireModel):
+    id: int
+    type: EventType
+    session_id: str
+    timestamp: datetime
+    payload: dict[str, Any]
+
+
+class ErrorDetail(WireModel):
+    code: str
+    message: str
+
+
+class ErrorBody(WireModel):
+    error: ErrorDetail

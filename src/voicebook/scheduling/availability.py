@@ -1,0 +1,280 @@
+"""The availability engine: opening rules + confirmed bookings → free slots. Pure, no I/O.
+
+Slots are generated in absolute time: each opening range is resolved to UTC instants on its local day
+and stepped forward by slot length + buffer. That single choice makes DST come out right on both
+transition days — a spring-forward day has no 02:xx slots, and on a fall-back day the repeated hour is
+offered twice (as two distinct instants) and no instant is offered twice.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from voicebook.scheduling.errors import (
+    Closed,
+    InPast,
+    InvalidInput,
+    NotOnGrid,
+    OutsideHours,
+    TooFar,
+    TooSoon,
+)
+from voicebook.scheduling.hours import TimeRange, WeeklyHours
+
+UTC = timezone.utc
+PartOfDay = Literal["morning", "afternoon", "evening"]
+PARTS_OF_DAY: dict[str, tuple[int, int]] = {
+    "morning": (0, 12 * 60),
+    "afternoon": (12 * 60, 17 * 60),
+    "evening": (17 * 60, 24 * 60),
+}
+"""Part of day → [start, end) in local minutes after midnight, judged on a slot's local start."""
+_SLOT_ID_PREFIX = "slot_"
+
+
+@dataclass(frozen=True, order=True)
+class Interval:
+    """A half-open span [start, end) of aware UTC instants."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class AvailabilityRules:
+    """Everything that decides which instants can be booked (DESIGN §6 availability settings)."""
+
+    zone: ZoneInfo
+    weekly: WeeklyHours
+    slot_minutes: int = 30
+    buffer_minutes: int = 0
+    min_notice_minutes: int = 0
+    horizon_days: int = 30
+    closed_dates: frozenset[date] = field(default_factory=frozenset)
+
+    @property
+    def slot_length(self) -> timedelta:
+        return timedelta(minutes=self.slot_minutes)
+
+    @property
+    def buffer(self) -> timedelta:
+        return timedelta(minutes=self.buffer_minutes)
+
+    @property
+    def step(self) -> timedelta:
+        """Distance between consecutive slot starts: on-grid bookings then never violate the buffer."""
+        return timedelta(minutes=self.slot_minutes + self.buffer_minutes)
+
+    def earliest(self, now: datetime) -> datetime:
+        """The first instant a slot may start (minimum notice)."""
+        return now + timedelta(minutes=self.min_notice_minutes)
+
+    def latest(self, now: datetime) -> datetime:
+        """Slots must start before this instant (horizon)."""
+        return now + timedelta(days=self.horizon_days)
+
+
+class BusyIndex:
+    """Confirmed bookings, searchable for overlap in O(log n).
+
+    Bookings of one resource never overlap each other, but the index does not rely on it: a running
+    maximum of end times keeps the lookup correct for any input.
+    """
+
+    def __init__(self, busy: Sequence[Interval]) -> None:
+        ordered = sorted(busy)
+        self._starts = [interval.start for interval in ordered]
+        self._max_end: list[datetime] = []
+        running: datetime | None = None
+        for interval in ordered:
+            running = interval.end if running is None or interval.end > running else running
+            self._max_end.append(running)
+
+    def conflicts(self, slot: Interval, margin: timedelta) -> bool:
+        """True when `slot`, widened by `margin` on both sides, overlaps a booking."""
+        i = bisect.bisect_left(self._starts, slot.end + margin)
+        return i > 0 and self._max_end[i - 1] > slot.start - margin
+
+
+def to_utc(rules: AvailabilityRules, day: date, minutes: int) -> datetime:
+    """The UTC instant of local wall time `minutes` after midnight of `day` (1440 = next midnight).
+
+    A wall time in a DST gap resolves with the offset in force before the gap (zoneinfo's fold=0),
+    which lands after the gap; an ambiguous one resolves to its first occurrence.
+    """
+    if minutes == 24 * 60:
+        day, minutes = day + timedelta(days=1), 0
+    local = datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=rules.zone)
+    return local.astimezone(UTC)
+
+
+def local_date(rules: AvailabilityRules, instant: datetime) -> date:
+    return instant.astimezone(rules.zone).date()
+
+
+def range_bounds(rules: AvailabilityRules, day: date, opening: TimeRange) -> Interval:
+    return Interval(to_utc(rules, day, opening.start), to_utc(rules, day, opening.end))
+
+
+def day_grid(rules: AvailabilityRules, day: date) -> list[Interval]:
+    """Every slot the weekly hours put on local `day`, ignoring closures, notice and bookings."""
+    slots: list[Interval] = []
+    for opening in rules.weekly.get(day.weekday(), ()):
+        bounds = range_bounds(rules, day, opening)
+        start = bounds.start
+        while start + rules.slot_length <= bounds.end:
+            slots.append(Interval(start, start + rules.slot_length))
+            start += rules.step
+    return slots
+
+
+def _in_part_of_day(rules: AvailabilityRules, instant: datetime, part: str) -> bool:
+    local = instant.astimezone(rules.zone)
+    low, high = PARTS_OF_DAY[part]
+    return low <= local.hour * 60 + local.minute < high
+
+
+def search_window(rules: AvailabilityRules, now: datetime, on: date | None = None) -> Interval:
+    """The UTC span whose bookings can affect `free_slots` (what a store should fetch, no more)."""
+    if on is None:
+        start, end = rules.earliest(now), rules.latest(now) + rules.slot_length
+    else:
+        start, end = to_utc(rules, on, 0), to_utc(rules, on, 24 * 60)
+    return Interval(start - rules.buffer, end + rules.buffer)
+
+
+def iter_free_slots(
+    rules: AvailabilityRules,
+    now: datetime,
+    busy: Sequence[Interval],
+    *,
+    on: date | None = None,
+    part_of_day: str | None = None,
+    not_before: datetime | None = None,
+) -> Iterator[Interval]:
+    """Free slots in time order: on local date `on` or across the horizon, lazily."""
+    if part_of_day is not None and part_of_day not in PARTS_OF_DAY:
+        raise InvalidInput(f"Part of day must be one of {', '.join(PARTS_OF_DAY)}.")
+    earliest, latest = rules.earliest(now), rules.latest(now)
+    if not_before is not None and not_before > earliest:
+        earliest = not_before
+    index = BusyIndex(busy)
+    first = on or local_date(rules, earliest)
+    last = on or local_date(rules, latest)
+    day = first
+    while day <= last:
+        if day not in rules.closed_dates:
+            for slot in day_grid(rules, day):
+                if slot.start < earliest or slot.start >= latest:
+                    continue
+                if part_of_day is not None and not _in_part_of_day(rules, slot.start, part_of_day):
+                    continue
+                if not index.conflicts(slot, rules.buffer):
+                    yield slot
+        day += timedelta(days=1)
+
+
+def free_slots(
+    rules: AvailabilityRules,
+    now: datetime,
+    busy: Sequence[Interval],
+    *,
+    on: date | None = None,
+    part_of_day: str | None = None,
+    limit: int | None = None,
+    not_before: datetime | None = None,
+) -> list[Interval]:
+    """Up to `limit` free slots (all when None); see `iter_free_slots`."""
+    slots: list[Interval] = []
+    for slot in iter_free_slots(
+        rules, now, busy, on=on, part_of_day=part_of_day, not_before=not_before
+    ):
+        slots.append(slot)
+        if limit is not None and len(slots) >= limit:
+            break
+    return slots
+
+
+def check_bookable(rules: AvailabilityRules, now: datetime, start: datetime) -> Interval:
+    """The slot starting at `start`, or the domain error explaining why it cannot be booked.
+
+    Bookings are not consulted here; the store refuses overlaps (DESIGN §5).
+    """
+    if start < now:
+        raise InPast(f"{label(rules, start)} has already passed.")
+    if start < rules.earliest(now):
+        raise TooSoon(
+            f"{label(rules, start)} is too soon; we need at least "
+            f"{_duration_words(rules.min_notice_minutes)} notice."
+        )
+    if start >= rules.latest(now):
+        raise TooFar(f"We only book up to {rules.horizon_days} days ahead.")
+    day = local_date(rules, start)
+    if day in rules.closed_dates:
+        raise Closed(f"We're closed on {day_label(day)}.")
+    grid = day_grid(rules, day)
+    for slot in grid:
+        if slot.start == start:
+            return slot
+    openings = [range_bounds(rules, day, r) for r in rules.weekly.get(day.weekday(), ())]
+    if not any(b.start <= start < b.end for b in openings):
+        raise OutsideHours(f"{label(rules, start)} is outside our opening hours.")
+    nearby = sorted(grid, key=lambda slot: abs(slot.start - start))[:2]
+    suggestions = " or ".join(time_label(rules, slot.start) for slot in sorted(nearby))
+    raise NotOnGrid(
+        f"Appointments start every {_duration_words(rules.slot_minutes + rules.buffer_minutes)}"
+        + (f"; the nearest times are {suggestions}." if suggestions else ".")
+    )
+
+
+def _duration_words(minutes: int) -> str:
+    if minutes % 60 == 0 and minutes:
+        hours = minutes // 60
+        return f"{hours} hour" + ("s" if hours != 1 else "")
+    return f"{minutes} minutes"
+
+
+def _is_ambiguous(local: datetime) -> bool:
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+
+
+def time_label(rules: AvailabilityRules, instant: datetime) -> str:
+    """ "3:00 PM" in the business zone; a repeated fall-back wall time gets its zone ("1:30 AM EST")."""
+    local = instant.astimezone(rules.zone)
+    text = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+    if _is_ambiguous(local):
+        text += f" {local.tzname()}"
+    return text
+
+
+def day_label(day: date) -> str:
+    """ "Tuesday, December 2"."""
+    return f"{day:%A}, {day:%B} {day.day}"
+
+
+def label(rules: AvailabilityRules, instant: datetime) -> str:
+    """Speakable label in the business zone: "Tuesday, December 2 at 3:00 PM"."""
+    return f"{day_label(local_date(rules, instant))} at {time_label(rules, instant)}"
+
+
+def slot_id(start: datetime) -> str:
+    """Opaque, stable id of the slot starting at `start` (its UTC start, minute precision)."""
+    return _SLOT_ID_PREFIX + start.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+
+
+def parse_slot_id(value: str) -> datetime:
+    """The start instant a `slot_id` stands for; InvalidInput when it is not one of ours."""
+    try:
+        if not value.startswith(_SLOT_ID_PREFIX):
+            raise ValueError(value)
+        parsed = datetime.strptime(value[len(_SLOT_ID_PREFIX) :], "%Y%m%dT%H%MZ")
+    except ValueError:
+        raise InvalidInput(
+            "That slot id is not one I gave out; please pick a slot from the list."
+        ) from None
+    return parsed.replace(tzinfo=UTC)

@@ -1,0 +1,19 @@
+"""Identifiers: random, URL-safe, prefixed so a person reading logs knows what each one names."""
+
+from __future__ import annotations
+
+import secrets
+
+
+def new_session_id() -> str:
+    """128 random bits: the session id is the browser's only capability (DESIGN §3)."""
+    return secrets.token_urlsafe(16)
+
+
+def new_user_id() -> str:
+    return "usr_" + secrets.token_hex(8)
+
+
+def new_appointment_id() -> str:
+    """Short enough for a model to copy reliably, 64 random bits so it cannot be guessed."""
+    return "apt_" + secrets.token_hex(8)

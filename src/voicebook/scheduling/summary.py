@@ -1,0 +1,128 @@
+"""The end-of-call summary, built only from what this session committed.
+
+Actions come from the session's own completed tool_call events; booked appointments are the rows this
+session created (with their current status). Nothing about the caller's older appointments leaks in.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+from voicebook.models import Summary, SummaryAction, SummaryAppointment
+from voicebook.scheduling.availability import PARTS_OF_DAY, AvailabilityRules
+from voicebook.scheduling.phone import mask_phone
+from voicebook.store.base import AppointmentRecord, EventRecord, SessionRecord, UserRecord
+
+_ACTION_TOOLS = {
+    "book_appointment": "booked",
+    "cancel_appointment": "cancelled",
+    "modify_appointment": "rescheduled",
+}
+
+
+def session_actions(events: Sequence[EventRecord]) -> list[SummaryAction]:
+    """Bookings, cancellations and reschedules this session completed, in order."""
+    actions = []
+    for event in events:
+        payload = event.payload
+        kind = _ACTION_TOOLS.get(payload.get("name", ""))
+        if event.type != "tool_call" or payload.get("status") != "completed" or kind is None:
+            continue
+        result = payload.get("result") or {}
+        appointment = result.get("appointment") or {}
+        previous = result.get("previous") or {}
+        actions.append(
+            SummaryAction(
+                kind=kind,  # type: ignore[arg-type]
+                appointment_id=appointment.get("id", ""),
+                label=appointment.get("label", ""),
+                previous_label=previous.get("label"),
+            )
+        )
+    return actions
+
+
+def inferred_preferences(
+    rules: AvailabilityRules, appointments: Sequence[AppointmentRecord]
+) -> list[str]:
+    """'Prefers mornings' / 'Prefers Tuesdays' when every confirmed booking here agrees."""
+    confirmed = [a for a in appointments if a.status == "confirmed"]
+    if not confirmed:
+        return []
+    inferred = []
+    locals_ = [a.starts_at.astimezone(rules.zone) for a in confirmed]
+    parts = Counter(
+        next(p for p, (lo, hi) in PARTS_OF_DAY.items() if lo <= t.hour * 60 + t.minute < hi)
+        for t in locals_
+    )
+    part, count = parts.most_common(1)[0]
+    if count == len(confirmed):
+        inferred.append(f"Prefers {part}s" if part != "evening" else "Prefers evenings")
+    days = Counter(t.strftime("%A") for t in locals_)
+    day, count = days.most_common(1)[0]
+    if count == len(confirmed):
+        inferred.append(f"Prefers {day}s")
+    return inferred
+
+
+def _sentence(actions: Sequence[SummaryAction], who: str) -> str:
+    if not actions:
+        return f"{who} made no changes to their appointments."
+    phrases = []
+    for action in actions:
+        if action.kind == "booked":
+            phrases.append(f"booked {action.label}")
+        elif action.kind == "cancelled":
+            phrases.append(f"cancelled {action.label}")
+        else:
+            phrases.append(f"moved {action.previous_label} to {action.label}")
+    joined = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    return f"{who} {joined}."
+
+
+def build_summary(
+    rules: AvailabilityRules,
+    session: SessionRecord,
+    user: UserRecord | None,
+    appointments: Sequence[AppointmentRecord],
+    events: Sequence[EventRecord],
+    *,
+    preferences: Sequence[str],
+    recap: str | None,
+    now: datetime,
+) -> Summary:
+    masked = mask_phone(user.phone) if user else None
+    actions = session_actions(events)
+    stated = [p.strip() for p in preferences if p and p.strip()]
+    merged = list(dict.fromkeys([*stated, *inferred_preferences(rules, appointments)]))
+    if user is None:
+        text = "The caller did not give a phone number, so nothing was booked."
+    else:
+        who = f"Caller {masked}" + (f" ({user.name})" if user.name else "")
+        text = _sentence(actions, who)
+    if recap and recap.strip():
+        text = recap.strip() + " " + text
+    return Summary(
+        session_id=session.id,
+        contact_number=masked,
+        summary=text,
+        booked_appointments=[
+            SummaryAppointment(
+                id=a.id,
+                contact_number=masked or "",
+                name=a.name,
+                date=a.starts_at.astimezone(rules.zone).strftime("%Y-%m-%d"),
+                time=a.starts_at.astimezone(rules.zone).strftime("%H:%M"),
+                status=a.status,
+                start=a.starts_at,
+                end=a.ends_at,
+            )
+            for a in appointments
+        ],
+        preferences=merged,
+        created_at=now,
+        actions=actions,
+        duration_s=round((now - session.created_at).total_seconds(), 3),
+    )

@@ -1,0 +1,135 @@
+"""The Store protocol: what the scheduling service needs from a database, and the records it returns.
+
+A store hands out transactions. Everything the service does for one request happens inside one
+transaction, so a state change, its event row and its idempotency record commit together (DESIGN §5).
+The database itself guards the no-overlap invariant; `OverlapError` is how a store reports it.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from voicebook.scheduling.availability import Interval
+
+
+class OverlapError(Exception):
+    """The database refused a confirmed appointment that overlaps another one."""
+
+
+class SchemaOutOfDate(Exception):
+    """The database lacks migrations this version needs."""
+
+
+@dataclass
+class UserRecord:
+    id: str
+    phone: str
+    name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class SessionRecord:
+    id: str
+    state: Literal["connected", "active", "ended"]
+    user_id: str | None
+    last_event_id: int
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    summary: dict[str, Any] | None = None
+    preferences: list[str] = field(default_factory=list)
+    recap: str | None = None
+
+
+@dataclass
+class AppointmentRecord:
+    id: str
+    user_id: str
+    resource: str
+    starts_at: datetime
+    ends_at: datetime
+    status: Literal["confirmed", "cancelled", "rescheduled"]
+    name: str | None
+    notes: str | None
+    session_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    cancel_reason: str | None = None
+    cancelled_at: datetime | None = None
+    rescheduled_from: str | None = None
+
+
+@dataclass
+class EventRecord:
+    session_id: str
+    id: int
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass
+class IdempotencyRecord:
+    scope: str
+    key: str
+    request_hash: str
+    outcome: Literal["ok", "error"] | None
+    body: dict[str, Any] | None
+    created_at: datetime
+
+
+class StoreTransaction(Protocol):
+    """Queries and writes inside one open transaction."""
+
+    async def get_session(self, session_id: str, *, lock: bool = False) -> SessionRecord | None: ...
+    async def insert_session(self, session_id: str, now: datetime) -> SessionRecord: ...
+    async def update_session(self, session_id: str, **fields: Any) -> None: ...
+    async def append_event(
+        self, session_id: str, type: str, payload: dict[str, Any], now: datetime
+    ) -> EventRecord: ...
+    async def events_after(
+        self, session_id: str, after: int = 0, limit: int = 1000
+    ) -> list[EventRecord]: ...
+    async def get_user(self, user_id: str) -> UserRecord | None: ...
+    async def upsert_user(
+        self, phone: str, name: str | None, now: datetime, *, new_id: str
+    ) -> tuple[UserRecord, bool]: ...
+    async def busy_between(self, resource: str, window: Interval) -> list[Interval]: ...
+    async def insert_appointment(self, record: AppointmentRecord) -> None: ...
+    async def get_appointment(self, appointment_id: str) -> AppointmentRecord | None: ...
+    async def find_appointment_at(
+        self, user_id: str, start: datetime
+    ) -> AppointmentRecord | None: ...
+    async def list_appointments(
+        self, user_id: str, *, since: datetime | None, include_cancelled: bool
+    ) -> list[AppointmentRecord]: ...
+    async def session_appointments(self, session_id: str) -> list[AppointmentRecord]: ...
+    async def set_appointment_status(
+        self, appointment_id: str, status: str, now: datetime, reason: str | None = None
+    ) -> None: ...
+    async def claim_idempotency(
+        self, scope: str, key: str, request_hash: str, now: datetime
+    ) -> IdempotencyRecord | None: ...
+    async def complete_idempotency(
+        self, scope: str, key: str, outcome: str, body: dict[str, Any]
+    ) -> None: ...
+
+
+class Store(Protocol):
+    """A database voicebook can run on (SQLite or Postgres)."""
+
+    dialect: Literal["sqlite", "postgres"]
+    display_url: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+    def transaction(
+        self, *, write: bool = True
+    ) -> AbstractAsyncContextManager[StoreTransaction]: ...

@@ -1,0 +1,303 @@
+"""The one implementation of `StoreTransaction`, shared by SQLite and Postgres.
+
+The SQL below is written once in the common subset of both dialects with `:name` placeholders. A
+`Dialect` adapts what differs — placeholder style, how instants and JSON are stored, row locking and
+how the overlap refusal surfaces — so each query and rule exists in exactly one place.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import fields
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from voicebook.scheduling.availability import Interval
+from voicebook.store.base import (
+    AppointmentRecord,
+    EventRecord,
+    IdempotencyRecord,
+    SessionRecord,
+    UserRecord,
+)
+
+TIMESTAMP_COLUMNS = frozenset(
+    {"starts_at", "ends_at", "created_at", "updated_at", "ended_at", "cancelled_at"}
+)
+JSON_COLUMNS = frozenset({"summary", "preferences", "payload", "body"})
+MAX_APPOINTMENT = timedelta(days=1)
+"""Upper bound of an appointment's length: lets overlap queries use a bounded index range scan."""
+
+_SESSION_FIELDS = frozenset(
+    {"state", "user_id", "updated_at", "ended_at", "end_reason", "summary", "preferences", "recap"}
+)
+R = TypeVar("R")
+
+
+class Dialect(ABC):
+    """What differs between the databases, and nothing else."""
+
+    name: str
+    lock_clause: str = ""
+    _NAMED = re.compile(r"(?<!:):([a-z_]+)")
+
+    def sql(self, text: str) -> str:
+        return text
+
+    @abstractmethod
+    def encode(self, value: Any, column: str | None = None) -> Any: ...
+
+    @abstractmethod
+    def decode(self, column: str, value: Any) -> Any: ...
+
+    @abstractmethod
+    def is_overlap(self, exc: BaseException) -> bool: ...
+
+
+class Connection(ABC):
+    """A database connection inside an open transaction."""
+
+    @abstractmethod
+    async def fetch(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def execute(self, sql: str, params: dict[str, Any]) -> int: ...
+
+    @abstractmethod
+    async def savepoint_insert(self, sql: str, params: dict[str, Any]) -> None:
+        """Run one statement so that its failure leaves the transaction usable."""
+
+
+def _row(cls: type[R], dialect: Dialect, row: dict[str, Any]) -> R:
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: dialect.decode(k, v) for k, v in row.items() if k in names})
+
+
+class SqlTransaction:
+    """`StoreTransaction` over a `Connection` and a `Dialect`."""
+
+    def __init__(self, connection: Connection, dialect: Dialect) -> None:
+        self._conn = connection
+        self._dialect = dialect
+
+    def _params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._dialect.encode(v, k) for k, v in params.items()}
+
+    async def _fetch(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        return await self._conn.fetch(self._dialect.sql(sql), self._params(params))
+
+    async def _one(self, sql: str, **params: Any) -> dict[str, Any] | None:
+        rows = await self._fetch(sql, **params)
+        return rows[0] if rows else None
+
+    async def _execute(self, sql: str, **params: Any) -> int:
+        return await self._conn.execute(self._dialect.sql(sql), self._params(params))
+
+    # --- sessions and events ------------------------------------------------------------------
+
+    async def get_session(self, session_id: str, *, lock: bool = False) -> SessionRecord | None:
+        row = await self._one(
+            "SELECT * FROM sessions WHERE id = :id" + (self._dialect.lock_clause if lock else ""),
+            id=session_id,
+        )
+        return _row(SessionRecord, self._dialect, row) if row else None
+
+    async def insert_session(self, session_id: str, now: datetime) -> SessionRecord:
+        await self._execute(
+            "INSERT INTO sessions (id, state, last_event_id, created_at, updated_at, preferences)"
+            " VALUES (:id, 'connected', 0, :now, :now, :preferences)",
+            id=session_id,
+            now=now,
+            preferences=[],
+        )
+        return SessionRecord(session_id, "connected", None, 0, now, now)
+
+    async def update_session(self, session_id: str, **values: Any) -> None:
+        unknown = set(values) - _SESSION_FIELDS
+        if unknown:
+            raise ValueError(f"not session fields: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        await self._execute(
+            f"UPDATE sessions SET {assignments} WHERE id = :id", id=session_id, **values
+        )
+
+    async def append_event(
+        self, session_id: str, type: str, payload: dict[str, Any], now: datetime
+    ) -> EventRecord:
+        """Append to the session's log; the counter row lock orders concurrent appends."""
+        row = await self._one(
+            "UPDATE sessions SET last_event_id = last_event_id + 1, updated_at = :now"
+            " WHERE id = :id RETURNING last_event_id",
+            id=session_id,
+            now=now,
+        )
+        if row is None:
+            raise LookupError(f"no session {session_id}")
+        event = EventRecord(session_id, int(row["last_event_id"]), type, payload, now)
+        await self._execute(
+            "INSERT INTO session_events (session_id, id, type, payload, created_at)"
+            " VALUES (:session_id, :id, :type, :payload, :created_at)",
+            session_id=session_id,
+            id=event.id,
+            type=type,
+            payload=payload,
+            created_at=now,
+        )
+        return event
+
+    async def events_after(
+        self, session_id: str, after: int = 0, limit: int = 1000
+    ) -> list[EventRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM session_events WHERE session_id = :session_id AND id > :after"
+            " ORDER BY id LIMIT :limit",
+            session_id=session_id,
+            after=after,
+            limit=limit,
+        )
+        return [_row(EventRecord, self._dialect, row) for row in rows]
+
+    # --- users ----------------------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        row = await self._one("SELECT * FROM users WHERE id = :id", id=user_id)
+        return _row(UserRecord, self._dialect, row) if row else None
+
+    async def upsert_user(
+        self, phone: str, name: str | None, now: datetime, *, new_id: str
+    ) -> tuple[UserRecord, bool]:
+        """The user with this E.164 phone, created with `new_id` if new; a given name replaces
+        the stored one. Returns (user, existed_before).
+        """
+        inserted = await self._execute(
+            "INSERT INTO users (id, phone, name, created_at, updated_at)"
+            " VALUES (:id, :phone, :name, :now, :now) ON CONFLICT (phone) DO NOTHING",
+            id=new_id,
+            phone=phone,
+            name=name,
+            now=now,
+        )
+        if not inserted and name:
+            await self._execute(
+                "UPDATE users SET name = :name, updated_at = :now WHERE phone = :phone",
+                name=name,
+                now=now,
+                phone=phone,
+            )
+        row = await self._one("SELECT * FROM users WHERE phone = :phone", phone=phone)
+        assert row is not None
+        return _row(UserRecord, self._dialect, row), not inserted
+
+    # --- appointments ---------------------------------------------------------------------------
+
+    async def busy_between(self, resource: str, window: Interval) -> list[Interval]:
+        rows = await self._fetch(
+            "SELECT starts_at, ends_at FROM appointments WHERE resource = :resource"
+            " AND status = 'confirmed' AND starts_at >= :lower AND starts_at < :end"
+            " AND ends_at > :start ORDER BY starts_at",
+            resource=resource,
+            lower=window.start - MAX_APPOINTMENT,
+            start=window.start,
+            end=window.end,
+        )
+        decode = self._dialect.decode
+        return [
+            Interval(decode("starts_at", r["starts_at"]), decode("ends_at", r["ends_at"]))
+            for r in rows
+        ]
+
+    async def insert_appointment(self, record: AppointmentRecord) -> None:
+        """Insert; raises OverlapError when the database refuses an overlap."""
+        values = {f.name: getattr(record, f.name) for f in fields(AppointmentRecord)}
+        columns = ", ".join(values)
+        placeholders = ", ".join(f":{name}" for name in values)
+        await self._conn.savepoint_insert(
+            self._dialect.sql(f"INSERT INTO appointments ({columns}) VALUES ({placeholders})"),
+            self._params(values),
+        )
+
+    async def get_appointment(self, appointment_id: str) -> AppointmentRecord | None:
+        row = await self._one("SELECT * FROM appointments WHERE id = :id", id=appointment_id)
+        return _row(AppointmentRecord, self._dialect, row) if row else None
+
+    async def find_appointment_at(self, user_id: str, start: datetime) -> AppointmentRecord | None:
+        """The user's appointment starting at `start`, a confirmed one first."""
+        row = await self._one(
+            "SELECT * FROM appointments WHERE user_id = :user_id AND starts_at = :start"
+            " ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, updated_at DESC LIMIT 1",
+            user_id=user_id,
+            start=start,
+        )
+        return _row(AppointmentRecord, self._dialect, row) if row else None
+
+    async def list_appointments(
+        self, user_id: str, *, since: datetime | None, include_cancelled: bool
+    ) -> list[AppointmentRecord]:
+        sql = "SELECT * FROM appointments WHERE user_id = :user_id"
+        params: dict[str, Any] = {"user_id": user_id}
+        if since is not None:
+            sql += " AND ends_at > :since"
+            params["since"] = since
+        if not include_cancelled:
+            sql += " AND status = 'confirmed'"
+        rows = await self._fetch(sql + " ORDER BY starts_at, id", **params)
+        return [_row(AppointmentRecord, self._dialect, row) for row in rows]
+
+    async def session_appointments(self, session_id: str) -> list[AppointmentRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM appointments WHERE session_id = :session_id ORDER BY starts_at, id",
+            session_id=session_id,
+        )
+        return [_row(AppointmentRecord, self._dialect, row) for row in rows]
+
+    async def set_appointment_status(
+        self, appointment_id: str, status: str, now: datetime, reason: str | None = None
+    ) -> None:
+        await self._execute(
+            "UPDATE appointments SET status = :status, updated_at = :now, cancelled_at = :now,"
+            " cancel_reason = :reason WHERE id = :id",
+            status=status,
+            now=now,
+            reason=reason,
+            id=appointment_id,
+        )
+
+    # --- idempotency ----------------------------------------------------------------------------
+
+    async def claim_idempotency(
+        self, scope: str, key: str, request_hash: str, now: datetime
+    ) -> IdempotencyRecord | None:
+        """Claim `key` for this transaction, or return the record a committed request left.
+
+        On Postgres a concurrent claim of the same key waits here until the first transaction
+        ends, so a duplicate request never runs alongside the original.
+        """
+        claimed = await self._execute(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, created_at)"
+            " VALUES (:scope, :key, :hash, :now) ON CONFLICT (scope, key) DO NOTHING",
+            scope=scope,
+            key=key,
+            hash=request_hash,
+            now=now,
+        )
+        if claimed:
+            return None
+        row = await self._one(
+            "SELECT * FROM idempotency_keys WHERE scope = :scope AND key = :key",
+            scope=scope,
+            key=key,
+        )
+        return _row(IdempotencyRecord, self._dialect, row) if row else None
+
+    async def complete_idempotency(
+        self, scope: str, key: str, outcome: str, body: dict[str, Any]
+    ) -> None:
+        await self._execute(
+            "UPDATE idempotency_keys SET outcome = :outcome, body = :body"
+            " WHERE scope = :scope AND key = :key",
+            outcome=outcome,
+            body=body,
+            scope=scope,
+            key=key,
+        )

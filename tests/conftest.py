@@ -1,0 +1,149 @@
+"""Shared fixtures: real SQLite files, a real Postgres database per test, a settable clock.
+
+Postgres and Redis are the machine's real servers. Without them a test skips with one line saying
+why — unless VOICEBOOK_REQUIRE_SERVICES=1 (set by .ci/run), which turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from voicebook.scheduling.availability import AvailabilityRules
+from voicebook.scheduling.hours import parse_hours
+from voicebook.scheduling.service import SchedulingService
+from voicebook.store.postgres import PostgresStore
+from voicebook.store.sqlite import SqliteStore
+
+ADMIN_URL = os.environ.get(
+    "VOICEBOOK_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/postgres"
+)
+REQUIRE_SERVICES = os.environ.get("VOICEBOOK_REQUIRE_SERVICES", "") not in ("", "0", "false")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def service_missing(what: str, why: object) -> None:
+    """Skip (or, under VOICEBOOK_REQUIRE_SERVICES, fail) because a real service is unreachable."""
+    message = f"{what} not reachable ({why}); set VOICEBOOK_TEST_POSTGRES_URL or start it"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " [VOICEBOOK_REQUIRE_SERVICES is set]")
+    pytest.skip(message)
+
+
+def database_url(name: str) -> str:
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+class Clock:
+    """The service's clock, set by the test (time itself is not what these tests are about)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    # Monday 2027-03-01 08:00 in New York (13:00 UTC), an hour before opening.
+    return Clock(datetime(2027, 3, 1, 13, 0, tzinfo=timezone.utc))
+
+
+@pytest.fixture
+def rules() -> AvailabilityRules:
+    return AvailabilityRules(
+        zone=NEW_YORK,
+        weekly=parse_hours("mon-fri 09:00-17:00, sat 10:00-14:00"),
+        slot_minutes=30,
+        buffer_minutes=0,
+        min_notice_minutes=60,
+        horizon_days=30,
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated template database; each test gets a fresh copy of it."""
+    try:
+        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        service_missing("Postgres", str(exc).strip().splitlines()[0])
+    name = f"vb_tmpl_{secrets.token_hex(4)}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+
+    async def migrate() -> None:
+        store = PostgresStore(database_url(name), check_schema=False)
+        await store.open()
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    asyncio.run(migrate())
+    yield name
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A fresh, migrated Postgres database for one test."""
+    name = f"vb_test_{secrets.token_hex(4)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    yield database_url(name)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_pg_url() -> Iterator[str]:
+    """A fresh Postgres database with nothing in it (for migration tests)."""
+    try:
+        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        service_missing("Postgres", str(exc).strip().splitlines()[0])
+    name = f"vb_empty_{secrets.token_hex(4)}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    yield database_url(name)
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    return tmp_path / "voicebook.db"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def store(store_kind: str, request: pytest.FixtureRequest) -> AsyncIterator[object]:
+    """An open store of each kind: a fresh SQLite file, then a fresh Postgres database."""
+    if store_kind == "sqlite":
+        opened: SqliteStore | PostgresStore = SqliteStore(request.getfixturevalue("sqlite_path"))
+    else:
+        opened = PostgresStore(request.getfixturevalue("pg_url"))
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def service(store: object, rules: AvailabilityRules, clock: Clock) -> SchedulingService:
+    return SchedulingService(store, rules, default_region="US", clock=clock)  # type: ignore[arg-type]
