@@ -492,23 +492,38 @@ class SchedulingService:
         who = f"{'returning' if returning else 'new'} caller {mask_phone(phone)}"
         return _Done(response, f"Identified {who}" + (f" ({user.name})." if user.name else "."))
 
+    async def available_slots(
+        self, *, on: date | None = None, part_of_day: str | None = None, limit: int = 5
+    ) -> FetchSlotsResponse:
+        """Free slots without a session (the `voicebook slots` listing)."""
+        async with self.store.transaction(write=False) as tx:
+            return await self._find_slots(tx, on, part_of_day, limit, self.clock())
+
+    async def _find_slots(
+        self,
+        tx: StoreTransaction,
+        on: date | None,
+        part_of_day: str | None,
+        limit: int,
+        now: datetime,
+    ) -> FetchSlotsResponse:
+        if on is not None:
+            self._check_day(on, now)
+        busy = await tx.busy_between(self.resource, av.search_window(self.rules, now, on))
+        slots = av.free_slots(self.rules, now, busy, on=on, part_of_day=part_of_day, limit=limit)
+        return FetchSlotsResponse(
+            slots=[self._slot(s) for s in slots], timezone=self.rules.zone.key
+        )
+
     async def _fetch_slots(
         self, tx: StoreTransaction, session: SessionRecord, req: FetchSlotsRequest, now: datetime
     ) -> _Done:
-        if req.date is not None:
-            self._check_day(req.date, now)
-        busy = await tx.busy_between(self.resource, av.search_window(self.rules, now, req.date))
-        slots = av.free_slots(
-            self.rules, now, busy, on=req.date, part_of_day=req.part_of_day, limit=req.limit
-        )
-        response = FetchSlotsResponse(
-            slots=[self._slot(s) for s in slots], timezone=self.rules.zone.key
-        )
-        if slots:
-            detail = f"Found {len(slots)} free slot{'s' * (len(slots) != 1)} from {slots[0] and av.label(self.rules, slots[0].start)}."
+        response = await self._find_slots(tx, req.date, req.part_of_day, req.limit, now)
+        if response.slots:
+            count = len(response.slots)
+            detail = f"Found {count} free slot{'s' * (count != 1)} from {response.slots[0].label}."
         else:
-            where = f" on {av.day_label(req.date)}" if req.date else ""
-            detail = f"No free slots{where}."
+            detail = "No free slots" + (f" on {av.day_label(req.date)}." if req.date else ".")
         return _Done(response, detail)
 
     def _check_day(self, day: date, now: datetime) -> None:

@@ -1,0 +1,1 @@
+"""The `voicebook` command line. Commands import their heavy dependencies lazily."""

@@ -1,0 +1,39 @@
+"""The Typer application behind `voicebook` and `python -m voicebook`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from voicebook import __version__
+from voicebook.cli import db, slots
+
+app = typer.Typer(
+    name="voicebook",
+    help="The backend of an AI voice receptionist: scheduling, sessions, live events.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(db.app, name="db")
+app.command()(slots.slots)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"voicebook {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """voicebook: run `voicebook COMMAND --help` for a command's options."""
+
+
+def main() -> None:
+    app()

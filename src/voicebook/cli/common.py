@@ -1,0 +1,77 @@
+"""What every command shares: consoles, settings loading, and turning failures into exit codes.
+
+Exit codes: 0 ok, 1 a domain error (its sentence is printed), 2 a usage or configuration error,
+3 the database or server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, NoReturn, Optional, TypeVar
+
+import typer
+from rich.console import Console
+
+T = TypeVar("T")
+EXIT_DOMAIN, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+DatabaseUrl = Annotated[
+    Optional[str],  # noqa: UP045 - Typer reads the annotation at run time on Python 3.10
+    typer.Option("--database-url", help="Overrides VOICEBOOK_DATABASE_URL.", show_default=False),
+]
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def load_settings(**overrides: Any) -> Any:
+    """Settings with CLI overrides; configuration errors end the command with exit code 2."""
+    from voicebook.config import ConfigError, load_settings
+
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine, mapping the failures a user can meet to a message and an exit code."""
+    import logging
+
+    # The pool logs every failed reconnect attempt; the one error below says it once.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+    from voicebook.config import ConfigError
+    from voicebook.scheduling.errors import DomainError, StoreUnavailable
+    from voicebook.store.base import SchemaOutOfDate
+
+    try:
+        return asyncio.run(coro)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except SchemaOutOfDate as exc:
+        fail(str(exc), EXIT_USAGE)
+    except StoreUnavailable as exc:
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        fail(f"{exc.message}{cause}", EXIT_UNREACHABLE)
+    except DomainError as exc:
+        fail(exc.message, EXIT_DOMAIN)
+
+
+@asynccontextmanager
+async def opened_store(settings: Any, *, managing_schema: bool = False) -> AsyncIterator[Any]:
+    """The configured store, opened for the duration of a command (inside `run`, so its
+    configuration and connection errors get their exit codes)."""
+    from voicebook.store import create_store
+
+    store = create_store(settings, managing_schema=managing_schema)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
