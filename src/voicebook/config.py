@@ -22,11 +22,11 @@ from voicebook.scheduling.hours import HOURS_EXAMPLE, parse_closed_dates, parse_
 
 SUPABASE_CONNECTION_HINT = (
     "SUPABASE_URL/SUPABASE_KEY reach Supabase's REST API, which cannot give voicebook the "
-    "transactions and constraints it needs. Set VOICEBOOK_DATABASE_URL to the Postgres connection "
-    "string instead: in the Supabase dashboard open your project, click 'Connect' (top bar), and copy "
-    "the URI under 'Transaction pooler' (port 6543) or 'Session pooler'/'Direct connection' "
-    "(port 5432); replace [YOUR-PASSWORD] with the database password from Project Settings → "
-    "Database."
+    "transactions and constraints it needs. Set VOICEBOOK_DATABASE_URL to the Postgres "
+    "connection string instead: in the Supabase dashboard open your project, click 'Connect' "
+    "(top bar), and copy the URI under 'Transaction pooler' (port 6543) or 'Session pooler' / "
+    "'Direct connection' (port 5432); replace [YOUR-PASSWORD] with the database password "
+    "from Project Settings → Database."
 )
 
 
@@ -40,7 +40,7 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    """Every setting voicebook reads. Construct with keyword arguments to override the environment."""
+    """Every setting voicebook reads; keyword arguments override the environment."""
 
     model_config = SettingsConfigDict(
         env_prefix="VOICEBOOK_",

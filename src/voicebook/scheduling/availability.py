@@ -1,9 +1,9 @@
 """The availability engine: opening rules + confirmed bookings → free slots. Pure, no I/O.
 
-Slots are generated in absolute time: each opening range is resolved to UTC instants on its local day
-and stepped forward by slot length + buffer. That single choice makes DST come out right on both
-transition days — a spring-forward day has no 02:xx slots, and on a fall-back day the repeated hour is
-offered twice (as two distinct instants) and no instant is offered twice.
+Slots are generated in absolute time: each opening range is resolved to UTC instants on its local
+day and stepped forward by slot length + buffer. That single choice makes DST come out right on both
+transition days — a spring-forward day has no 02:xx slots, and on a fall-back day the repeated hour
+is offered twice (as two distinct instants) and no instant is offered twice.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class AvailabilityRules:
 
     @property
     def step(self) -> timedelta:
-        """Distance between consecutive slot starts: on-grid bookings then never violate the buffer."""
+        """Distance between slot starts, so on-grid bookings never violate the buffer."""
         return timedelta(minutes=self.slot_minutes + self.buffer_minutes)
 
     def earliest(self, now: datetime) -> datetime:
@@ -244,7 +244,7 @@ def _is_ambiguous(local: datetime) -> bool:
 
 
 def time_label(rules: AvailabilityRules, instant: datetime) -> str:
-    """ "3:00 PM" in the business zone; a repeated fall-back wall time gets its zone ("1:30 AM EST")."""
+    """'3:00 PM' in the business zone; a repeated fall-back time adds its zone: '1:30 AM EST'."""
     local = instant.astimezone(rules.zone)
     text = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
     if _is_ambiguous(local):

@@ -1,8 +1,9 @@
 """Typed domain errors with stable codes.
 
 Every failure the scheduling domain can report is a `DomainError` subclass: `code` is the stable
-snake_case identifier clients switch on, `message` is one sentence a voice agent can say to the caller,
-and `status` is the HTTP status the server answers with (kept here so the mapping lives in one place).
+snake_case identifier clients switch on, `message` is one sentence a voice agent can say to the
+caller, and `status` is the HTTP status the server answers with (kept here so the mapping lives in
+one place).
 """
 
 from __future__ import annotations

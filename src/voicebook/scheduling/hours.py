@@ -1,9 +1,9 @@
 """Parsing of the weekly opening hours (`VOICEBOOK_HOURS`) and closed dates.
 
-Accepted form: comma-separated entries, each a day or day range followed by one or more time ranges,
-e.g. ``"mon-fri 09:00-12:00 13:00-17:00, sat 10:00-14:00"``. ``24:00`` is allowed as an end. A day may
-appear in several entries; its ranges are merged, and overlapping ranges are refused because every
-instant must be offered at most once.
+Accepted form: comma-separated entries, each a day or day range followed by one or more time
+ranges, e.g. ``"mon-fri 09:00-12:00 13:00-17:00, sat 10:00-14:00"``. ``24:00`` is allowed as an
+end. A day may appear in several entries; its ranges are merged, and overlapping ranges are refused
+because every instant must be offered at most once.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 
 HOURS_EXAMPLE = "mon-fri 09:00-17:00, sat 10:00-14:00"
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -79,7 +80,7 @@ def _parse_range(token: str) -> TimeRange:
 
 
 def parse_hours(text: str) -> WeeklyHours:
-    """Parse the weekly hours; raise ValueError naming the bad part and showing the expected form."""
+    """Parse weekly hours; a ValueError names the bad part and shows the expected form."""
     ranges: dict[int, list[TimeRange]] = {}
     try:
         entries = [entry.strip() for entry in text.split(",") if entry.strip()]
@@ -97,7 +98,7 @@ def parse_hours(text: str) -> WeeklyHours:
         weekly: WeeklyHours = {}
         for day, day_ranges in sorted(ranges.items()):
             day_ranges.sort()
-            for before, after in zip(day_ranges, day_ranges[1:]):
+            for before, after in pairwise(day_ranges):
                 if after.start < before.end:
                     raise ValueError(
                         f"{DAY_NAMES[day]} has overlapping ranges {before} and {after}"

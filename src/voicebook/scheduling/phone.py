@@ -1,7 +1,7 @@
 """Phone numbers: written or spoken forms → E.164, and masking for anything a person may see.
 
-Callers speak their number and the STT writes it down in many shapes ("four one five, five five five,
-oh one two three", "double five", "(415) 555-0123"). Spoken words are turned into digits here;
+Callers speak their number and the STT writes it down in many shapes ("four one five, five five
+five, oh one two three", "double five", "(415) 555-0123"). Spoken words are turned into digits here;
 `phonenumbers` then does the real parsing and validation against `VOICEBOOK_DEFAULT_REGION`.
 """
 

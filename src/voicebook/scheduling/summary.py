@@ -1,7 +1,7 @@
 """The end-of-call summary, built only from what this session committed.
 
-Actions come from the session's own completed tool_call events; booked appointments are the rows this
-session created (with their current status). Nothing about the caller's older appointments leaks in.
+Actions come from the session's own completed tool_call events; booked appointments are the rows
+this session created (with their current status). The caller's older appointments never leak in.
 """
 
 from __future__ import annotations

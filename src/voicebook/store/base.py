@@ -1,7 +1,8 @@
-"""The Store protocol: what the scheduling service needs from a database, and the records it returns.
+"""The Store protocol: what the scheduling service needs from a database, and its records.
 
 A store hands out transactions. Everything the service does for one request happens inside one
-transaction, so a state change, its event row and its idempotency record commit together (DESIGN §5).
+transaction, so a state change, its event row and its idempotency record commit together
+(DESIGN §5).
 The database itself guards the no-overlap invariant; `OverlapError` is how a store reports it.
 """
 

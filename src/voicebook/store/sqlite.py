@@ -77,7 +77,7 @@ class _SqliteConnection(Connection):
         async with self._conn.execute(sql, params) as cursor:
             rows = await cursor.fetchall()
             names = [d[0] for d in cursor.description or ()]
-        return [dict(zip(names, row)) for row in rows]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def execute(self, sql: str, params: dict[str, Any]) -> int:
         async with self._conn.execute(sql, params) as cursor:
