@@ -10,6 +10,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -57,8 +58,8 @@ class Clock:
 
 @pytest.fixture
 def clock() -> Clock:
-    # Monday 2027-03-01 08:00 in New York (13:00 UTC), an hour before opening.
-    return Clock(datetime(2027, 3, 1, 13, 0, tzinfo=timezone.utc))
+    # Monday 2027-03-01 08:15 in New York (13:15 UTC); with an hour's notice 9:30 is the first slot.
+    return Clock(datetime(2027, 3, 1, 13, 15, tzinfo=timezone.utc))
 
 
 @pytest.fixture
@@ -91,7 +92,9 @@ def pg_template() -> Iterator[str]:
         finally:
             await store.close()
 
-    asyncio.run(migrate())
+    # Session fixtures may be set up while a test's event loop runs: migrate on a thread of its own.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, migrate()).result()
     yield name
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
