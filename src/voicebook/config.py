@@ -203,7 +203,8 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _variable_name(field_name: str) -> str:
+def variable_name(field_name: str) -> str:
+    """The environment variable a Settings field is read from."""
     field = Settings.model_fields.get(field_name)
     alias = field.validation_alias if field else None
     if isinstance(alias, AliasChoices):
@@ -218,7 +219,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            name = _variable_name(str(error["loc"][0])) if error["loc"] else "settings"
+            name = variable_name(str(error["loc"][0])) if error["loc"] else "settings"
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{name}: {message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
