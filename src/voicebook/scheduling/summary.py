@@ -59,7 +59,7 @@ def inferred_preferences(
     )
     part, count = parts.most_common(1)[0]
     if count == len(confirmed):
-        inferred.append(f"Prefers {part}s" if part != "evening" else "Prefers evenings")
+        inferred.append(f"Prefers {part}s")
     days = Counter(t.strftime("%A") for t in locals_)
     day, count = days.most_common(1)[0]
     if count == len(confirmed):
