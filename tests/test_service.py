@@ -13,6 +13,7 @@ from voicebook.scheduling.errors import DomainError
 from voicebook.scheduling.hours import parse_hours
 from voicebook.scheduling.service import SchedulingService
 from voicebook.store.base import AppointmentRecord, OverlapError
+from voicebook.store.postgres import PostgresStore
 
 NINE_AM = "2027-03-02T09:00:00-05:00"  # Tuesday, inside opening hours, past minimum notice
 TEN_AM = "2027-03-02T10:00:00-05:00"
@@ -315,6 +316,9 @@ async def test_idempotent_replay_changes_nothing(service: SchedulingService, sto
     except DomainError as error:
         conflict = error
     assert conflict is not None and conflict.code == "idempotency_conflict"
+    assert conflict.message == (
+        "That request key was already used for a different request; please retry with a new key."
+    )
 
 
 async def test_replayed_failure_stays_a_failure(service: SchedulingService) -> None:
@@ -352,3 +356,35 @@ async def test_unknown_session_and_tool(service: SchedulingService) -> None:
     with pytest.raises(DomainError) as tool:
         await service.run_tool("drop_tables", {"session_id": "nope"}, key())
     assert tool.value.code == "not_found"
+
+
+async def test_past_appointments_cannot_change(service: SchedulingService, clock: Any) -> None:
+    session = await identified(service)
+    booked = await call(service, "book_appointment", session, start=NINE_AM)
+    clock.advance(days=1, hours=2)  # now Tuesday 10:15, after the 9:00 appointment
+    error = await refused(
+        service, "cancel_appointment", session, appointment_id=booked.appointment.id
+    )
+    assert error.code == "in_past"
+    assert error.message == "Your appointment on Tuesday, March 2 at 9:00 AM has already started."
+    assert (await call(service, "retrieve_appointments", session)).appointments == []
+    history = await call(service, "retrieve_appointments", session, include_past=True)
+    assert [a.id for a in history.appointments] == [booked.appointment.id]
+
+
+async def test_unreachable_database_is_store_unavailable(rules: AvailabilityRules) -> None:
+    store = PostgresStore(
+        "postgresql://root@127.0.0.1:1/nowhere", connect_timeout=1, check_schema=False
+    )
+    await store.open()
+    try:
+        service = SchedulingService(store, rules)
+        with pytest.raises(DomainError) as caught:
+            await service.start_session()
+        assert caught.value.code == "store_unavailable"
+        assert caught.value.status == 503
+        assert caught.value.message == (
+            "The booking system is briefly unavailable; please try again in a moment."
+        )
+    finally:
+        await store.close()
