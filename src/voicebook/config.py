@@ -219,7 +219,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            name = variable_name(str(error["loc"][0])) if error["loc"] else "settings"
+            where = str(error["loc"][0]) if error["loc"] else ""
+            # Fields read under an established name report that name (their alias) already.
+            name = variable_name(where) if where in Settings.model_fields else where or "settings"
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{name}: {message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -12,6 +12,8 @@ import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from functools import cached_property, lru_cache
+from itertools import islice
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -57,15 +59,16 @@ class AvailabilityRules:
     horizon_days: int = 30
     closed_dates: frozenset[date] = field(default_factory=frozenset)
 
-    @property
+    # Cached: the slot loops read these once per slot.
+    @cached_property
     def slot_length(self) -> timedelta:
         return timedelta(minutes=self.slot_minutes)
 
-    @property
+    @cached_property
     def buffer(self) -> timedelta:
         return timedelta(minutes=self.buffer_minutes)
 
-    @property
+    @cached_property
     def step(self) -> timedelta:
         """Distance between slot starts, so on-grid bookings never violate the buffer."""
         return timedelta(minutes=self.slot_minutes + self.buffer_minutes)
@@ -102,15 +105,39 @@ class BusyIndex:
 
 
 def to_utc(rules: AvailabilityRules, day: date, minutes: int) -> datetime:
-    """The UTC instant of local wall time `minutes` after midnight of `day` (1440 = next midnight).
+    """The UTC instant at which the business clock shows `minutes` after midnight of `day`
+    (1440 = next midnight).
 
-    A wall time in a DST gap resolves with the offset in force before the gap (zoneinfo's fold=0),
-    which lands after the gap; an ambiguous one resolves to its first occurrence.
+    An ambiguous (fall-back) wall time resolves to its first occurrence. A wall time that does not
+    exist (spring-forward gap) resolves to the gap's end — the moment the clock passes it — so a
+    range ending at 02:30 on that day closes when the clock jumps, and one starting then opens.
     """
     if minutes == 24 * 60:
         day, minutes = day + timedelta(days=1), 0
-    local = datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=rules.zone)
-    return local.astimezone(UTC)
+    wall = datetime.combine(day, time(minutes // 60, minutes % 60))
+    instant = wall.replace(tzinfo=rules.zone).astimezone(UTC)
+    if instant.astimezone(rules.zone).replace(tzinfo=None) != wall:
+        instant = _gap_end(rules.zone, wall)
+    return instant
+
+
+def _gap_end(zone: ZoneInfo, wall: datetime) -> datetime:
+    """The first instant whose local time is at or after `wall`, which lies in a DST gap."""
+    low = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)  # before the gap
+    high = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)  # after the gap
+    if low > high:
+        low, high = high, low
+    minute = timedelta(minutes=1)
+    while high - low > minute:
+        middle = low + (high - low) // 2
+        middle -= timedelta(seconds=middle.second, microseconds=middle.microsecond)
+        if middle <= low:
+            break
+        if middle.astimezone(zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 def local_date(rules: AvailabilityRules, instant: datetime) -> date:
@@ -190,14 +217,8 @@ def free_slots(
     not_before: datetime | None = None,
 ) -> list[Interval]:
     """Up to `limit` free slots (all when None); see `iter_free_slots`."""
-    slots: list[Interval] = []
-    for slot in iter_free_slots(
-        rules, now, busy, on=on, part_of_day=part_of_day, not_before=not_before
-    ):
-        slots.append(slot)
-        if limit is not None and len(slots) >= limit:
-            break
-    return slots
+    found = iter_free_slots(rules, now, busy, on=on, part_of_day=part_of_day, not_before=not_before)
+    return list(islice(found, limit))
 
 
 def check_bookable(rules: AvailabilityRules, now: datetime, start: datetime) -> Interval:
@@ -217,13 +238,15 @@ def check_bookable(rules: AvailabilityRules, now: datetime, start: datetime) -> 
     day = local_date(rules, start)
     if day in rules.closed_dates:
         raise Closed(f"We're closed on {day_label(day)}.")
-    grid = day_grid(rules, day)
-    for slot in grid:
-        if slot.start == start:
-            return slot
-    openings = [range_bounds(rules, day, r) for r in rules.weekly.get(day.weekday(), ())]
-    if not any(b.start <= start < b.end for b in openings):
+    openings = (range_bounds(rules, day, r) for r in rules.weekly.get(day.weekday(), ()))
+    opening = next((b for b in openings if b.start <= start < b.end), None)
+    if opening is None:
         raise OutsideHours(f"{label(rules, start)} is outside our opening hours.")
+    # On the grid: a whole number of steps after the range's start, with room for the slot.
+    on_step = (start - opening.start) % rules.step == timedelta(0)
+    if on_step and start + rules.slot_length <= opening.end:
+        return Interval(start, start + rules.slot_length)
+    grid = day_grid(rules, day)
     nearby = sorted(grid, key=lambda slot: abs(slot.start - start))[:2]
     suggestions = " or ".join(time_label(rules, slot.start) for slot in sorted(nearby))
     raise NotOnGrid(
@@ -243,23 +266,28 @@ def _is_ambiguous(local: datetime) -> bool:
     return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
 
 
-def time_label(rules: AvailabilityRules, instant: datetime) -> str:
-    """'3:00 PM' in the business zone; a repeated fall-back time adds its zone: '1:30 AM EST'."""
-    local = instant.astimezone(rules.zone)
+def _clock_text(local: datetime) -> str:
     text = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
     if _is_ambiguous(local):
         text += f" {local.tzname()}"
     return text
 
 
+def time_label(rules: AvailabilityRules, instant: datetime) -> str:
+    """'3:00 PM' in the business zone; a repeated fall-back time adds its zone: '1:30 AM EST'."""
+    return _clock_text(instant.astimezone(rules.zone))
+
+
+@lru_cache(maxsize=1024)
 def day_label(day: date) -> str:
-    """ "Tuesday, December 2"."""
+    """'Tuesday, December 2' (cached: every slot of a day asks for it)."""
     return f"{day:%A}, {day:%B} {day.day}"
 
 
 def label(rules: AvailabilityRules, instant: datetime) -> str:
-    """Speakable label in the business zone: "Tuesday, December 2 at 3:00 PM"."""
-    return f"{day_label(local_date(rules, instant))} at {time_label(rules, instant)}"
+    """Speakable label in the business zone: 'Tuesday, December 2 at 3:00 PM'."""
+    local = instant.astimezone(rules.zone)
+    return f"{day_label(local.date())} at {_clock_text(local)}"
 
 
 def slot_id(start: datetime) -> str:

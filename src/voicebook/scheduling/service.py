@@ -102,6 +102,9 @@ class _Done:
     response: WireModel
     detail: str
     after: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Events to append after the tool_call event."""
+    session_fields: dict[str, Any] = field(default_factory=dict)
+    """Session columns the tool changes (written with the events, in one batch)."""
 
 
 class _Replay(Exception):
@@ -185,11 +188,10 @@ class SchedulingService:
         now = self.clock()
         async with self.store.transaction() as tx:
             session = await tx.insert_session(new_session_id(), now)
-            event = await tx.append_event(
-                session.id, "status", {"session_id": session.id, "state": "connected"}, now
+            events = await tx.append_events(
+                session, [("status", {"session_id": session.id, "state": "connected"})], now
             )
-        session.last_event_id = event.id
-        await self._publish([event])
+        await self._publish(events)
         return session
 
     async def get_session(self, session_id: str) -> tuple[SessionRecord, UserRecord | None]:
@@ -217,8 +219,8 @@ class SchedulingService:
                 raise SessionNotFound()
             if session.state == "ended" and session.summary is not None:
                 return Summary.model_validate(session.summary)
-            summary, closing = await self._close(tx, session, reason, now, [], None)
-            events = [await tx.append_event(session.id, t, p, now) for t, p in closing]
+            summary, closing, fields = await self._close(tx, session, reason, now, [], None)
+            events = await tx.append_events(session, closing, now, **fields)
         await self._publish(events)
         return summary
 
@@ -299,16 +301,13 @@ class SchedulingService:
         started: float,
         done: _Done,
     ) -> list[EventRecord]:
-        events = []
+        items: list[tuple[str, dict[str, Any]]] = []
+        fields: dict[str, Any] = {}
         if session.state == "connected":
-            await tx.update_session(session.id, state="active", updated_at=now)
-            events.append(
-                await tx.append_event(
-                    session.id, "status", {"session_id": session.id, "state": "active"}, now
-                )
-            )
+            fields["state"] = "active"
+            items.append(("status", {"session_id": session.id, "state": "active"}))
         call = ToolCallEvent(
-            id=key or f"call_{session.last_event_id + 1}",
+            id=key or f"call_{session.last_event_id + len(items) + 1}",
             name=name,
             status="completed",
             detail=done.detail,
@@ -317,12 +316,9 @@ class SchedulingService:
             result=done.response.model_dump(mode="json"),
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
-        events.append(
-            await tx.append_event(session.id, "tool_call", call.model_dump(mode="json"), now)
-        )
-        for event_type, payload in done.after:
-            events.append(await tx.append_event(session.id, event_type, payload, now))
-        return events
+        items.append(("tool_call", call.model_dump(mode="json")))
+        items.extend(done.after)
+        return await tx.append_events(session, items, now, **fields, **done.session_fields)
 
     async def _record_failure(
         self,
@@ -353,12 +349,12 @@ class SchedulingService:
                 error=error.to_dict(),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
-            event = await tx.append_event(
-                session.id, "tool_call", call.model_dump(mode="json"), now
+            events = await tx.append_events(
+                session, [("tool_call", call.model_dump(mode="json"))], now
             )
             if key:
                 await tx.complete_idempotency(request.session_id, key, "error", error.to_dict())
-        await self._publish([event])
+        await self._publish(events)
 
     async def _publish(self, events: Sequence[EventRecord]) -> None:
         if self.publish is not None and events:
@@ -419,7 +415,12 @@ class SchedulingService:
         now: datetime,
         ignore: AppointmentRecord | None = None,
     ) -> None:
-        """Refuse a slot that a booking (buffer included) already covers."""
+        """Refuse a slot that a booking (buffer included) already covers.
+
+        Without a buffer the database's overlap guard is the whole check, so no query is needed.
+        """
+        if not self.rules.buffer_minutes:
+            return
         window = av.Interval(slot.start - self.rules.buffer, slot.end + self.rules.buffer)
         busy = await tx.busy_between(self.resource, window)
         if ignore is not None:
@@ -482,7 +483,6 @@ class SchedulingService:
     ) -> _Done:
         phone = normalize_phone(req.phone, self.default_region)
         user, returning = await tx.upsert_user(phone, req.name, now, new_id=new_user_id())
-        await tx.update_session(session.id, user_id=user.id, updated_at=now)
         upcoming = await tx.list_appointments(user.id, since=now, include_cancelled=False)
         response = IdentifyUserResponse(
             user=User(id=user.id, name=user.name, phone_masked=mask_phone(user.phone)),
@@ -490,7 +490,8 @@ class SchedulingService:
             returning=returning,
         )
         who = f"{'returning' if returning else 'new'} caller {mask_phone(phone)}"
-        return _Done(response, f"Identified {who}" + (f" ({user.name})." if user.name else "."))
+        detail = f"Identified {who}" + (f" ({user.name})." if user.name else ".")
+        return _Done(response, detail, session_fields={"user_id": user.id})
 
     async def available_slots(
         self, *, on: date | None = None, part_of_day: str | None = None, limit: int = 5
@@ -653,10 +654,12 @@ class SchedulingService:
         req: EndConversationRequest,
         now: datetime,
     ) -> _Done:
-        summary, closing = await self._close(
+        summary, closing, fields = await self._close(
             tx, session, "end_conversation", now, req.preferences, req.recap
         )
-        return _Done(EndConversationResponse(summary=summary), "Ended the conversation.", closing)
+        return _Done(
+            EndConversationResponse(summary=summary), "Ended the conversation.", closing, fields
+        )
 
     async def _close(
         self,
@@ -666,11 +669,11 @@ class SchedulingService:
         now: datetime,
         preferences: Sequence[str],
         recap: str | None,
-    ) -> tuple[Summary, list[tuple[str, dict[str, Any]]]]:
-        """Mark the session ended and persist its summary.
+    ) -> tuple[Summary, list[tuple[str, dict[str, Any]]], dict[str, Any]]:
+        """Build the summary of an ending session.
 
-        Returns the summary and the closing events to append, in the order the page expects:
-        `status` ended, `summary`, `session_closed`.
+        Returns the summary, the closing events in the order the page expects (`status` ended,
+        `summary`, `session_closed`) and the session fields that end it, for `append_events`.
         """
         user = await tx.get_user(session.user_id) if session.user_id else None
         log = await tx.events_after(session.id, 0, 100_000)
@@ -684,19 +687,17 @@ class SchedulingService:
             recap=recap or session.recap,
             now=now,
         )
-        await tx.update_session(
-            session.id,
-            state="ended",
-            updated_at=now,
-            ended_at=now,
-            end_reason=reason,
-            summary=summary.model_dump(mode="json"),
-            preferences=summary.preferences,
-            recap=recap or session.recap,
-        )
+        fields = {
+            "state": "ended",
+            "ended_at": now,
+            "end_reason": reason,
+            "summary": summary.model_dump(mode="json"),
+            "preferences": summary.preferences,
+            "recap": recap or session.recap,
+        }
         closing = [
             ("status", {"session_id": session.id, "state": "ended"}),
             ("summary", summary.model_dump(mode="json")),
             ("session_closed", {"session_id": session.id}),
         ]
-        return summary, closing
+        return summary, closing, fields

@@ -8,6 +8,7 @@ The database itself guards the no-overlap invariant; `OverlapError` is how a sto
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -90,10 +91,13 @@ class StoreTransaction(Protocol):
 
     async def get_session(self, session_id: str, *, lock: bool = False) -> SessionRecord | None: ...
     async def insert_session(self, session_id: str, now: datetime) -> SessionRecord: ...
-    async def update_session(self, session_id: str, **fields: Any) -> None: ...
-    async def append_event(
-        self, session_id: str, type: str, payload: dict[str, Any], now: datetime
-    ) -> EventRecord: ...
+    async def append_events(
+        self,
+        session: SessionRecord,
+        events: Sequence[tuple[str, dict[str, Any]]],
+        now: datetime,
+        **fields: Any,
+    ) -> list[EventRecord]: ...
     async def events_after(
         self, session_id: str, after: int = 0, limit: int = 1000
     ) -> list[EventRecord]: ...

@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from voicebook.config import redact_url
 from voicebook.scheduling.errors import StoreUnavailable
-from voicebook.store.base import OverlapError, SchemaOutOfDate
+from voicebook.store.base import SchemaOutOfDate
 from voicebook.store.migrations import MIGRATIONS_TABLE, Migration, MigrationState, load_migrations
 from voicebook.store.sql import JSON_COLUMNS, Connection, Dialect, SqlTransaction
 
@@ -69,12 +69,13 @@ class _PostgresConnection(Connection):
         cursor = await self._conn.execute(sql, params)
         return cursor.rowcount
 
-    async def savepoint_insert(self, sql: str, params: dict[str, Any]) -> None:
-        try:
-            async with self._conn.transaction():  # nested: a savepoint
+    async def batch(self, statements: list[tuple[str, dict[str, Any]]]) -> None:
+        if len(statements) == 1:
+            await self._conn.execute(*statements[0])
+            return
+        async with self._conn.pipeline():  # one round trip for the lot
+            for sql, params in statements:
                 await self._conn.execute(sql, params)
-        except pg_errors.ExclusionViolation as exc:
-            raise OverlapError(str(exc)) from exc
 
 
 def uses_transaction_pooler(url: str) -> bool:

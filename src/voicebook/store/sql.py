@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from voicebook.store.base import (
     AppointmentRecord,
     EventRecord,
     IdempotencyRecord,
+    OverlapError,
     SessionRecord,
     UserRecord,
 )
@@ -30,8 +32,9 @@ MAX_APPOINTMENT = timedelta(days=1)
 """Upper bound of an appointment's length: lets overlap queries use a bounded index range scan."""
 
 _SESSION_FIELDS = frozenset(
-    {"state", "user_id", "updated_at", "ended_at", "end_reason", "summary", "preferences", "recap"}
+    {"state", "user_id", "ended_at", "end_reason", "summary", "preferences", "recap"}
 )
+_EVENT_COLUMNS = ("session_id", "id", "type", "payload", "created_at")
 R = TypeVar("R")
 
 
@@ -40,7 +43,7 @@ class Dialect(ABC):
 
     name: str
     lock_clause: str = ""
-    _NAMED = re.compile(r"(?<!:):([a-z_]+)")
+    _NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
     def sql(self, text: str) -> str:
         return text
@@ -65,8 +68,8 @@ class Connection(ABC):
     async def execute(self, sql: str, params: dict[str, Any]) -> int: ...
 
     @abstractmethod
-    async def savepoint_insert(self, sql: str, params: dict[str, Any]) -> None:
-        """Run one statement so that its failure leaves the transaction usable."""
+    async def batch(self, statements: list[tuple[str, dict[str, Any]]]) -> None:
+        """Run writes whose results are not needed, in as few round trips as the driver allows."""
 
 
 def _row(cls: type[R], dialect: Dialect, row: dict[str, Any]) -> R:
@@ -113,38 +116,49 @@ class SqlTransaction:
         )
         return SessionRecord(session_id, "connected", None, 0, now, now)
 
-    async def update_session(self, session_id: str, **values: Any) -> None:
-        unknown = set(values) - _SESSION_FIELDS
+    async def append_events(
+        self,
+        session: SessionRecord,
+        events: Sequence[tuple[str, dict[str, Any]]],
+        now: datetime,
+        **fields: Any,
+    ) -> list[EventRecord]:
+        """Append events to the session's log and apply session field changes, in one batch.
+
+        Ids continue from `session.last_event_id`, so the caller must hold the session row lock
+        (`get_session(..., lock=True)` in this transaction); that lock is what orders appends.
+        """
+        unknown = set(fields) - _SESSION_FIELDS
         if unknown:
             raise ValueError(f"not session fields: {sorted(unknown)}")
+        records = [
+            EventRecord(session.id, session.last_event_id + i, event_type, payload, now)
+            for i, (event_type, payload) in enumerate(events, start=1)
+        ]
+        statements = []
+        if records:
+            params: dict[str, Any] = {}
+            rows = []
+            for n, record in enumerate(records):
+                for column in _EVENT_COLUMNS:
+                    params[f"{column}_{n}"] = self._dialect.encode(getattr(record, column), column)
+                rows.append("(" + ", ".join(f":{c}_{n}" for c in _EVENT_COLUMNS) + ")")
+            statements.append(
+                (
+                    f"INSERT INTO session_events ({', '.join(_EVENT_COLUMNS)}) VALUES "
+                    + ", ".join(rows),
+                    params,
+                )
+            )
+        last = records[-1].id if records else session.last_event_id
+        values = {"last_event_id": last, "updated_at": now, **fields}
         assignments = ", ".join(f"{name} = :{name}" for name in values)
-        await self._execute(
-            f"UPDATE sessions SET {assignments} WHERE id = :id", id=session_id, **values
+        statements.append(
+            (f"UPDATE sessions SET {assignments} WHERE id = :id", {"id": session.id, **values})
         )
-
-    async def append_event(
-        self, session_id: str, type: str, payload: dict[str, Any], now: datetime
-    ) -> EventRecord:
-        """Append to the session's log; the counter row lock orders concurrent appends."""
-        row = await self._one(
-            "UPDATE sessions SET last_event_id = last_event_id + 1, updated_at = :now"
-            " WHERE id = :id RETURNING last_event_id",
-            id=session_id,
-            now=now,
-        )
-        if row is None:
-            raise LookupError(f"no session {session_id}")
-        event = EventRecord(session_id, int(row["last_event_id"]), type, payload, now)
-        await self._execute(
-            "INSERT INTO session_events (session_id, id, type, payload, created_at)"
-            " VALUES (:session_id, :id, :type, :payload, :created_at)",
-            session_id=session_id,
-            id=event.id,
-            type=type,
-            payload=payload,
-            created_at=now,
-        )
-        return event
+        await self._conn.batch([(self._dialect.sql(sql), self._params(p)) for sql, p in statements])
+        session.last_event_id = last
+        return records
 
     async def events_after(
         self, session_id: str, after: int = 0, limit: int = 1000
@@ -208,14 +222,27 @@ class SqlTransaction:
         ]
 
     async def insert_appointment(self, record: AppointmentRecord) -> None:
-        """Insert; raises OverlapError when the database refuses an overlap."""
+        """Insert; raises OverlapError when the database refuses an overlap.
+
+        Postgres skips a row its exclusion constraint refuses (ON CONFLICT DO NOTHING covers
+        exclusion constraints), SQLite's trigger aborts just the statement: either way the
+        transaction stays usable, with no savepoint round trips.
+        """
         values = {f.name: getattr(record, f.name) for f in fields(AppointmentRecord)}
         columns = ", ".join(values)
         placeholders = ", ".join(f":{name}" for name in values)
-        await self._conn.savepoint_insert(
-            self._dialect.sql(f"INSERT INTO appointments ({columns}) VALUES ({placeholders})"),
-            self._params(values),
-        )
+        try:
+            inserted = await self._execute(
+                f"INSERT INTO appointments ({columns}) VALUES ({placeholders})"
+                " ON CONFLICT DO NOTHING",
+                **values,
+            )
+        except Exception as exc:
+            if not self._dialect.is_overlap(exc):
+                raise
+            inserted = 0
+        if not inserted:
+            raise OverlapError(f"{record.starts_at}–{record.ends_at} overlaps a booking")
 
     async def get_appointment(self, appointment_id: str) -> AppointmentRecord | None:
         row = await self._one("SELECT * FROM appointments WHERE id = :id", id=appointment_id)

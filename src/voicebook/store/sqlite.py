@@ -20,7 +20,6 @@ from typing import Any
 import aiosqlite
 
 from voicebook.scheduling.errors import StoreUnavailable
-from voicebook.store.base import OverlapError
 from voicebook.store.migrations import (
     MIGRATIONS_TABLE,
     Migration,
@@ -83,14 +82,9 @@ class _SqliteConnection(Connection):
         async with self._conn.execute(sql, params) as cursor:
             return cursor.rowcount
 
-    async def savepoint_insert(self, sql: str, params: dict[str, Any]) -> None:
-        # RAISE(ABORT) in a trigger undoes only the statement; the transaction stays usable.
-        try:
+    async def batch(self, statements: list[tuple[str, dict[str, Any]]]) -> None:
+        for sql, params in statements:
             await self.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            if DIALECT.is_overlap(exc):
-                raise OverlapError(str(exc)) from exc
-            raise
 
 
 def path_from_url(url: str) -> Path:
