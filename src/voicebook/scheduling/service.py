@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -67,6 +67,7 @@ from voicebook.scheduling.summary import build_summary
 from voicebook.store.base import (
     AppointmentRecord,
     EventRecord,
+    IdempotencyRecord,
     OverlapError,
     SessionRecord,
     Store,
@@ -214,12 +215,13 @@ class SchedulingService:
         """End the session (page hang-up, agent hang-up, idle timeout); idempotent."""
         now = self.clock()
         async with self.store.transaction() as tx:
-            session = await tx.get_session(session_id, lock=True)
+            start = await tx.begin_call(session_id, now, None, "")
+            session, user = start.session, start.user
             if session is None:
                 raise SessionNotFound()
             if session.state == "ended" and session.summary is not None:
                 return Summary.model_validate(session.summary)
-            summary, closing, fields = await self._close(tx, session, reason, now, [], None)
+            summary, closing, fields = await self._close(tx, session, user, reason, now, [], None)
             events = await tx.append_events(session, closing, now, **fields)
         await self._publish(events)
         return summary
@@ -239,20 +241,17 @@ class SchedulingService:
         digest = request_hash(name, request)
         try:
             async with self.store.transaction() as tx:
-                if idempotency_key:
-                    await self._check_key(tx, request, idempotency_key, digest, now)
-                session = await self._open_session(tx, request.session_id)
-                done = await self._handlers[name](tx, session, request, now)
+                start = await tx.begin_call(request.session_id, now, idempotency_key, digest)
+                if start.previous is not None:
+                    self._answer_from(start.previous, digest)
+                session = self._open_session(start.session)
+                done = await self._handlers[name](tx, session, start.user, request, now)
+                result = done.response.model_dump(mode="json")
+                if idempotency_key:  # deferred: written with the events below
+                    await tx.complete_idempotency(request.session_id, idempotency_key, "ok", result)
                 events = await self._append_tool_events(
-                    tx, session, name, request, idempotency_key, now, started, done
+                    tx, session, name, request, idempotency_key, now, started, done, result
                 )
-                if idempotency_key:
-                    await tx.complete_idempotency(
-                        request.session_id,
-                        idempotency_key,
-                        "ok",
-                        done.response.model_dump(mode="json"),
-                    )
         except _Replay as replay:
             return self._replayed(name, replay)
         except DomainError as error:
@@ -261,12 +260,9 @@ class SchedulingService:
         await self._publish(events)
         return ToolOutcome(done.response, events)
 
-    async def _check_key(
-        self, tx: StoreTransaction, request: Request, key: str, digest: str, now: datetime
-    ) -> None:
-        existing = await tx.claim_idempotency(request.session_id, key, digest, now)
-        if existing is None:
-            return
+    @staticmethod
+    def _answer_from(existing: IdempotencyRecord, digest: str) -> NoReturn:
+        """The key was used before: replay its answer, or refuse a different request."""
         if existing.request_hash != digest:
             raise IdempotencyConflict()
         if existing.outcome is None or existing.body is None:  # claimed, never completed
@@ -282,8 +278,8 @@ class SchedulingService:
         response = TOOL_RESPONSES[name].model_validate(replay.body)
         return ToolOutcome(response, [], replayed=True)
 
-    async def _open_session(self, tx: StoreTransaction, session_id: str) -> SessionRecord:
-        session = await tx.get_session(session_id, lock=True)
+    @staticmethod
+    def _open_session(session: SessionRecord | None) -> SessionRecord:
         if session is None:
             raise SessionNotFound()
         if session.state == "ended":
@@ -300,6 +296,7 @@ class SchedulingService:
         now: datetime,
         started: float,
         done: _Done,
+        result: dict[str, Any],
     ) -> list[EventRecord]:
         items: list[tuple[str, dict[str, Any]]] = []
         fields: dict[str, Any] = {}
@@ -313,7 +310,7 @@ class SchedulingService:
             detail=done.detail,
             timestamp=now,
             args=redact_args(request),
-            result=done.response.model_dump(mode="json"),
+            result=result,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         items.append(("tool_call", call.model_dump(mode="json")))
@@ -334,11 +331,12 @@ class SchedulingService:
             return  # nothing to attach an event to, or the key belongs to another answer
         now = self.clock()
         async with self.store.transaction() as tx:
-            session = await tx.get_session(request.session_id, lock=True)
+            start = await tx.begin_call(request.session_id, now, key, digest)
+            session = start.session
+            if start.previous is not None:
+                return  # a concurrent duplicate recorded its own answer first
             if session is None or session.state == "ended":
                 return
-            if key and await tx.claim_idempotency(request.session_id, key, digest, now):
-                return  # a concurrent duplicate recorded its own answer first
             call = ToolCallEvent(
                 id=key or f"call_{session.last_event_id + 1}",
                 name=name,
@@ -362,8 +360,8 @@ class SchedulingService:
 
     # --- helpers shared by the tools ------------------------------------------------------------
 
-    async def _caller(self, tx: StoreTransaction, session: SessionRecord) -> UserRecord:
-        user = await tx.get_user(session.user_id) if session.user_id else None
+    @staticmethod
+    def _caller(user: UserRecord | None) -> UserRecord:
         if user is None:
             raise NotIdentified()
         return user
@@ -479,7 +477,12 @@ class SchedulingService:
     # --- the seven tools ------------------------------------------------------------------------
 
     async def _identify_user(
-        self, tx: StoreTransaction, session: SessionRecord, req: IdentifyUserRequest, now: datetime
+        self,
+        tx: StoreTransaction,
+        session: SessionRecord,
+        caller: UserRecord | None,
+        req: IdentifyUserRequest,
+        now: datetime,
     ) -> _Done:
         phone = normalize_phone(req.phone, self.default_region)
         user, returning = await tx.upsert_user(phone, req.name, now, new_id=new_user_id())
@@ -517,7 +520,12 @@ class SchedulingService:
         )
 
     async def _fetch_slots(
-        self, tx: StoreTransaction, session: SessionRecord, req: FetchSlotsRequest, now: datetime
+        self,
+        tx: StoreTransaction,
+        session: SessionRecord,
+        caller: UserRecord | None,
+        req: FetchSlotsRequest,
+        now: datetime,
     ) -> _Done:
         response = await self._find_slots(tx, req.date, req.part_of_day, req.limit, now)
         if response.slots:
@@ -540,10 +548,11 @@ class SchedulingService:
         self,
         tx: StoreTransaction,
         session: SessionRecord,
+        caller: UserRecord | None,
         req: BookAppointmentRequest,
         now: datetime,
     ) -> _Done:
-        user = await self._caller(tx, session)
+        user = self._caller(caller)
         slot = av.check_bookable(self.rules, now, self._requested_start(req.slot_id, req.start))
         await self._ensure_free(tx, slot, now)
         record = AppointmentRecord(
@@ -570,10 +579,11 @@ class SchedulingService:
         self,
         tx: StoreTransaction,
         session: SessionRecord,
+        caller: UserRecord | None,
         req: RetrieveAppointmentsRequest,
         now: datetime,
     ) -> _Done:
-        user = await self._caller(tx, session)
+        user = self._caller(caller)
         records = await tx.list_appointments(
             user.id,
             since=None if req.include_past else now,
@@ -589,10 +599,11 @@ class SchedulingService:
         self,
         tx: StoreTransaction,
         session: SessionRecord,
+        caller: UserRecord | None,
         req: CancelAppointmentRequest,
         now: datetime,
     ) -> _Done:
-        user = await self._caller(tx, session)
+        user = self._caller(caller)
         record = await self._owned(tx, user, req.appointment_id, req.start)
         self._changeable(record, now)
         await tx.set_appointment_status(record.id, "cancelled", now, req.reason)
@@ -608,10 +619,11 @@ class SchedulingService:
         self,
         tx: StoreTransaction,
         session: SessionRecord,
+        caller: UserRecord | None,
         req: ModifyAppointmentRequest,
         now: datetime,
     ) -> _Done:
-        user = await self._caller(tx, session)
+        user = self._caller(caller)
         old = await self._owned(tx, user, req.appointment_id, req.start)
         self._changeable(old, now)
         slot = av.check_bookable(
@@ -651,11 +663,12 @@ class SchedulingService:
         self,
         tx: StoreTransaction,
         session: SessionRecord,
+        caller: UserRecord | None,
         req: EndConversationRequest,
         now: datetime,
     ) -> _Done:
         summary, closing, fields = await self._close(
-            tx, session, "end_conversation", now, req.preferences, req.recap
+            tx, session, caller, "end_conversation", now, req.preferences, req.recap
         )
         return _Done(
             EndConversationResponse(summary=summary), "Ended the conversation.", closing, fields
@@ -665,6 +678,7 @@ class SchedulingService:
         self,
         tx: StoreTransaction,
         session: SessionRecord,
+        user: UserRecord | None,
         reason: str,
         now: datetime,
         preferences: Sequence[str],
@@ -675,7 +689,6 @@ class SchedulingService:
         Returns the summary, the closing events in the order the page expects (`status` ended,
         `summary`, `session_closed`) and the session fields that end it, for `append_events`.
         """
-        user = await tx.get_user(session.user_id) if session.user_id else None
         log = await tx.events_after(session.id, 0, 100_000)
         summary = build_summary(
             self.rules,

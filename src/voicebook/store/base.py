@@ -86,8 +86,22 @@ class IdempotencyRecord:
     created_at: datetime
 
 
+@dataclass
+class CallStart:
+    """What a tool call needs first: the answer already stored under its key, or else the
+    locked session and its identified caller."""
+
+    previous: IdempotencyRecord | None
+    session: SessionRecord | None
+    user: UserRecord | None
+
+
 class StoreTransaction(Protocol):
     """Queries and writes inside one open transaction."""
+
+    async def begin_call(
+        self, session_id: str, now: datetime, key: str | None, request_hash: str
+    ) -> CallStart: ...
 
     async def get_session(self, session_id: str, *, lock: bool = False) -> SessionRecord | None: ...
     async def insert_session(self, session_id: str, now: datetime) -> SessionRecord: ...
@@ -118,9 +132,6 @@ class StoreTransaction(Protocol):
     async def set_appointment_status(
         self, appointment_id: str, status: str, now: datetime, reason: str | None = None
     ) -> None: ...
-    async def claim_idempotency(
-        self, scope: str, key: str, request_hash: str, now: datetime
-    ) -> IdempotencyRecord | None: ...
     async def complete_idempotency(
         self, scope: str, key: str, outcome: str, body: dict[str, Any]
     ) -> None: ...

@@ -77,6 +77,15 @@ class _PostgresConnection(Connection):
             for sql, params in statements:
                 await self._conn.execute(sql, params)
 
+    async def fetch_many(
+        self, statements: list[tuple[str, dict[str, Any]]]
+    ) -> list[list[dict[str, Any]]]:
+        async with self._conn.pipeline():
+            cursors = [self._conn.cursor() for _ in statements]
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                await cursor.execute(sql, params)
+        return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
+
 
 def uses_transaction_pooler(url: str) -> bool:
     return urlsplit(url).port == TRANSACTION_POOLER_PORT
@@ -161,7 +170,9 @@ class PostgresStore:
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[SqlTransaction]:
         async with self._connection() as conn:
-            yield SqlTransaction(_PostgresConnection(conn), DIALECT)
+            tx = SqlTransaction(_PostgresConnection(conn), DIALECT)
+            yield tx
+            await tx.flush()
 
     async def ping(self) -> None:
         async with self._connection() as conn:

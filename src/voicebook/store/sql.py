@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from voicebook.scheduling.availability import Interval
 from voicebook.store.base import (
     AppointmentRecord,
+    CallStart,
     EventRecord,
     IdempotencyRecord,
     OverlapError,
@@ -71,18 +72,77 @@ class Connection(ABC):
     async def batch(self, statements: list[tuple[str, dict[str, Any]]]) -> None:
         """Run writes whose results are not needed, in as few round trips as the driver allows."""
 
+    @abstractmethod
+    async def fetch_many(
+        self, statements: list[tuple[str, dict[str, Any]]]
+    ) -> list[list[dict[str, Any]]]:
+        """Run statements in order, in as few round trips as the driver allows; rows of each."""
+
 
 def _row(cls: type[R], dialect: Dialect, row: dict[str, Any]) -> R:
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: dialect.decode(k, v) for k, v in row.items() if k in names})
 
 
+_CLAIM_SQL = (
+    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at)"
+    " VALUES (:scope, :key, :hash, :now) ON CONFLICT (scope, key) DO NOTHING RETURNING key"
+)
+_USER_OF_SESSION_SQL = (
+    "SELECT users.* FROM users JOIN sessions ON sessions.user_id = users.id WHERE sessions.id = :id"
+)
+
+
 class SqlTransaction:
-    """`StoreTransaction` over a `Connection` and a `Dialect`."""
+    """`StoreTransaction` over a `Connection` and a `Dialect`.
+
+    Writes whose outcome nothing in the transaction reads back (the idempotency answer) are
+    deferred and sent with the next batch, or by `flush()` just before commit.
+    """
 
     def __init__(self, connection: Connection, dialect: Dialect) -> None:
         self._conn = connection
         self._dialect = dialect
+        self._deferred: list[tuple[str, dict[str, Any]]] = []
+
+    async def flush(self) -> None:
+        """Send deferred writes; the store calls this before COMMIT."""
+        if self._deferred:
+            statements, self._deferred = self._deferred, []
+            await self._conn.batch(statements)
+
+    def _defer(self, sql: str, **params: Any) -> None:
+        self._deferred.append((self._dialect.sql(sql), self._params(params)))
+
+    async def begin_call(
+        self, session_id: str, now: datetime, key: str | None, request_hash: str
+    ) -> CallStart:
+        """Claim the idempotency key, lock the session row and read its caller: one round trip.
+
+        When the key was used before, `previous` is that request's record; the caller answers
+        from it and ignores the rest. On Postgres a concurrent claim of the same key waits at the
+        INSERT until the first transaction ends, so a duplicate never runs beside the original.
+        """
+        statements: list[tuple[str, dict[str, Any]]] = []
+        if key:
+            statements.append(
+                (_CLAIM_SQL, {"scope": session_id, "key": key, "hash": request_hash, "now": now})
+            )
+        lock = self._dialect.lock_clause
+        statements.append(("SELECT * FROM sessions WHERE id = :id" + lock, {"id": session_id}))
+        statements.append((_USER_OF_SESSION_SQL, {"id": session_id}))
+        results = await self._conn.fetch_many(
+            [(self._dialect.sql(sql), self._params(p)) for sql, p in statements]
+        )
+        *claim, session_rows, user_rows = results
+        previous = None
+        if key and not claim[0]:
+            previous = await self._idempotency_record(session_id, key)
+        return CallStart(
+            previous=previous,
+            session=_row(SessionRecord, self._dialect, session_rows[0]) if session_rows else None,
+            user=_row(UserRecord, self._dialect, user_rows[0]) if user_rows else None,
+        )
 
     def _params(self, params: dict[str, Any]) -> dict[str, Any]:
         return {k: self._dialect.encode(v, k) for k, v in params.items()}
@@ -156,7 +216,10 @@ class SqlTransaction:
         statements.append(
             (f"UPDATE sessions SET {assignments} WHERE id = :id", {"id": session.id, **values})
         )
-        await self._conn.batch([(self._dialect.sql(sql), self._params(p)) for sql, p in statements])
+        pending, self._deferred = self._deferred, []
+        await self._conn.batch(
+            pending + [(self._dialect.sql(sql), self._params(p)) for sql, p in statements]
+        )
         session.last_event_id = last
         return records
 
@@ -292,24 +355,7 @@ class SqlTransaction:
 
     # --- idempotency ----------------------------------------------------------------------------
 
-    async def claim_idempotency(
-        self, scope: str, key: str, request_hash: str, now: datetime
-    ) -> IdempotencyRecord | None:
-        """Claim `key` for this transaction, or return the record a committed request left.
-
-        On Postgres a concurrent claim of the same key waits here until the first transaction
-        ends, so a duplicate request never runs alongside the original.
-        """
-        claimed = await self._execute(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, created_at)"
-            " VALUES (:scope, :key, :hash, :now) ON CONFLICT (scope, key) DO NOTHING",
-            scope=scope,
-            key=key,
-            hash=request_hash,
-            now=now,
-        )
-        if claimed:
-            return None
+    async def _idempotency_record(self, scope: str, key: str) -> IdempotencyRecord | None:
         row = await self._one(
             "SELECT * FROM idempotency_keys WHERE scope = :scope AND key = :key",
             scope=scope,
@@ -320,7 +366,8 @@ class SqlTransaction:
     async def complete_idempotency(
         self, scope: str, key: str, outcome: str, body: dict[str, Any]
     ) -> None:
-        await self._execute(
+        """Record the answer under the claimed key (deferred: sent with the next batch)."""
+        self._defer(
             "UPDATE idempotency_keys SET outcome = :outcome, body = :body"
             " WHERE scope = :scope AND key = :key",
             outcome=outcome,

@@ -86,6 +86,11 @@ class _SqliteConnection(Connection):
         for sql, params in statements:
             await self.execute(sql, params)
 
+    async def fetch_many(
+        self, statements: list[tuple[str, dict[str, Any]]]
+    ) -> list[list[dict[str, Any]]]:
+        return [await self.fetch(sql, params) for sql, params in statements]
+
 
 def path_from_url(url: str) -> Path:
     """`sqlite:///relative.db` or `sqlite:////absolute/path.db` → a path."""
@@ -174,7 +179,9 @@ class SqliteStore:
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[SqlTransaction]:
         async with self._connection(write=write) as conn:
-            yield SqlTransaction(_SqliteConnection(conn), DIALECT)
+            tx = SqlTransaction(_SqliteConnection(conn), DIALECT)
+            yield tx
+            await tx.flush()
 
     async def ping(self) -> None:
         async with self._connection(write=False) as conn:
