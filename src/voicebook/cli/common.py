@@ -57,8 +57,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except SchemaOutOfDate as exc:
         fail(str(exc), EXIT_USAGE)
     except StoreUnavailable as exc:
-        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-        fail(f"{exc.message}{cause}", EXIT_UNREACHABLE)
+        fail(exc.message, EXIT_UNREACHABLE)
     except DomainError as exc:
         fail(exc.message, EXIT_DOMAIN)
 
@@ -67,11 +66,16 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 async def opened_store(settings: Any, *, managing_schema: bool = False) -> AsyncIterator[Any]:
     """The configured store, opened for the duration of a command (inside `run`, so its
     configuration and connection errors get their exit codes)."""
+    from voicebook.scheduling.errors import StoreUnavailable
     from voicebook.store import create_store
 
     store = create_store(settings, managing_schema=managing_schema)
-    await store.open()
     try:
+        await store.open()
         yield store
+    except StoreUnavailable as exc:
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        where = store.display_url
+        raise StoreUnavailable(f"Cannot reach the database at {where}{cause}.") from None
     finally:
         await store.close()
