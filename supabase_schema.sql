@@ -88,4 +88,12 @@ CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 
 INSERT INTO schema_migrations (version, name) VALUES (1, 'initial');
 
+-- 0002_session_usage
+
+-- voicebook 0002: what the agent reports it used (LLM tokens, STT seconds, TTS characters,
+-- avatar seconds), the basis of the cost in the summary.
+ALTER TABLE sessions ADD COLUMN usage jsonb NOT NULL DEFAULT '{}';
+
+INSERT INTO schema_migrations (version, name) VALUES (2, 'session_usage');
+
 COMMIT;

@@ -18,6 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from voicebook.scheduling.availability import AvailabilityRules
+from voicebook.scheduling.cost import Prices
 from voicebook.scheduling.hours import HOURS_EXAMPLE, parse_closed_dates, parse_hours
 
 SUPABASE_CONNECTION_HINT = (
@@ -85,6 +86,38 @@ class Settings(BaseSettings):
     horizon_days: int = Field(default=30, ge=1, le=730, description="How far ahead to book.")
     closed_dates: str = Field(default="", description="Comma-separated ISO dates, e.g. holidays.")
     resource: str = Field(default="default", description="Name of the calendar being booked.")
+
+    # --- server behaviour ------------------------------------------------------------------------
+    session_idle_minutes: float = Field(
+        default=15,
+        gt=0,
+        description="End (and summarise) a session after this long without activity.",
+    )
+    token_ttl_minutes: int = Field(
+        default=60, ge=1, le=24 * 60, description="Lifetime of a LiveKit token for the browser."
+    )
+    session_rate_limit: int = Field(
+        default=20, ge=1, description="Sessions one client address may start per minute."
+    )
+    max_body_bytes: int = Field(
+        default=65_536, ge=1024, description="Largest request body accepted, in bytes."
+    )
+
+    # --- prices for the cost in summaries (USD; estimates, set your own) -------------------------
+    price_llm_input_per_1m: float = Field(
+        default=0.15, ge=0, description="LLM input tokens, per million (any model not listed)."
+    )
+    price_llm_output_per_1m: float = Field(
+        default=0.60, ge=0, description="LLM output tokens, per million (any model not listed)."
+    )
+    price_llm_models: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="Per-model [input, output] prices per million tokens, as JSON: "
+        '{"openai/gpt-4o-mini": [0.15, 0.6]}.',
+    )
+    price_stt_per_minute: float = Field(default=0.0077, ge=0, description="Speech-to-text.")
+    price_tts_per_1k_chars: float = Field(default=0.05, ge=0, description="Text-to-speech.")
+    price_avatar_per_minute: float = Field(default=0.175, ge=0, description="Avatar video.")
 
     # --- established names (LiveKit, Supabase, providers, frontend) ----------------------------
     livekit_url: str | None = _plain("LIVEKIT_URL")
@@ -162,6 +195,18 @@ class Settings(BaseSettings):
                 "postgresql://user:password@host:5432/dbname"
             )
         return value.strip()
+
+    @cached_property
+    def prices(self) -> Prices:
+        """The price table for the cost in summaries."""
+        return Prices(
+            llm_input_per_1m=self.price_llm_input_per_1m,
+            llm_output_per_1m=self.price_llm_output_per_1m,
+            llm_models=self.price_llm_models,
+            stt_per_minute=self.price_stt_per_minute,
+            tts_per_1k_chars=self.price_tts_per_1k_chars,
+            avatar_per_minute=self.price_avatar_per_minute,
+        )
 
     @cached_property
     def rules(self) -> AvailabilityRules:

@@ -198,6 +198,43 @@ class EndConversationResponse(WireModel):
     summary: Summary
 
 
+# --- what the agent reports -----------------------------------------------------------------------
+
+
+class Usage(WireModel):
+    """Running totals for the whole session (a later report replaces smaller figures)."""
+
+    model_config = ConfigDict(extra="forbid")
+    llm_model: str | None = Field(default=None, max_length=200)
+    llm_input_tokens: int = Field(default=0, ge=0)
+    llm_output_tokens: int = Field(default=0, ge=0)
+    stt_seconds: float = Field(default=0, ge=0)
+    tts_characters: int = Field(default=0, ge=0)
+    avatar_seconds: float = Field(default=0, ge=0)
+
+
+class TranscriptLine(WireModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "agent"]
+    text: str = Field(min_length=1, max_length=4000)
+    final: bool = True
+
+
+class AgentReport(Request):
+    """Transcript lines, usage and the recap, sent by the agent in batches during the call."""
+
+    transcript: list[TranscriptLine] = Field(default_factory=list, max_length=200)
+    usage: Usage | None = None
+    recap: str | None = Field(default=None, max_length=4000)
+    hangup: bool = Field(default=False, description="The caller left: end the session now.")
+
+
+class AgentReportResponse(WireModel):
+    session_id: str
+    state: SessionState
+    events: int = Field(description="How many events this report appended.")
+
+
 TOOL_REQUESTS: dict[str, type[Request]] = {
     "identify_user": IdentifyUserRequest,
     "fetch_slots": FetchSlotsRequest,

@@ -22,6 +22,8 @@ from pydantic import ValidationError
 from voicebook.models import (
     TOOL_REQUESTS,
     TOOL_RESPONSES,
+    AgentReport,
+    AgentReportResponse,
     Appointment,
     BookAppointmentRequest,
     BookAppointmentResponse,
@@ -45,6 +47,7 @@ from voicebook.models import (
     WireModel,
 )
 from voicebook.scheduling import availability as av
+from voicebook.scheduling.cost import Prices, merge_usage, price
 from voicebook.scheduling.errors import (
     AlreadyCancelled,
     Closed,
@@ -115,9 +118,11 @@ class _Replay(Exception):
         self.outcome, self.body = outcome, body
 
 
-def parse_request(name: str, payload: dict[str, Any] | Request) -> Request:
-    """Validate a tool request; bad fields become a DomainError whose message can be spoken."""
-    model = TOOL_REQUESTS.get(name)
+def parse_request(
+    name: str, payload: dict[str, Any] | Request, model: type[Request] | None = None
+) -> Request:
+    """Validate a tool (or report) request; bad fields become a DomainError that can be spoken."""
+    model = model or TOOL_REQUESTS.get(name)
     if model is None:
         raise NotFound(f"There is no tool called {name!r}.")
     if isinstance(payload, model):
@@ -166,9 +171,11 @@ class SchedulingService:
         resource: str = "default",
         clock: Callable[[], datetime] = utc_now,
         publish: Publisher | None = None,
+        prices: Prices | None = None,
     ) -> None:
         self.store = store
         self.rules = rules
+        self.prices = prices or Prices()
         self.default_region = default_region
         self.resource = resource
         self.clock = clock
@@ -225,6 +232,61 @@ class SchedulingService:
             events = await tx.append_events(session, closing, now, **fields)
         await self._publish(events)
         return summary
+
+    async def report(
+        self, report: AgentReport | dict[str, Any], idempotency_key: str | None = None
+    ) -> AgentReportResponse:
+        """Take the agent's transcript lines, usage and recap; `hangup` ends the session.
+
+        Uses the tool calls' idempotency keys, so a retried report appends nothing twice.
+        """
+        request = parse_request("report", report, AgentReport)
+        assert isinstance(request, AgentReport)
+        now = self.clock()
+        digest = request_hash("report", request)
+        try:
+            async with self.store.transaction() as tx:
+                start = await tx.begin_call(request.session_id, now, idempotency_key, digest)
+                if start.previous is not None:
+                    self._answer_from(start.previous, digest)
+                session = self._open_session(start.session)
+                items: list[tuple[str, dict[str, Any]]] = [
+                    ("transcript", line.model_dump(mode="json")) for line in request.transcript
+                ]
+                fields: dict[str, Any] = {}
+                if request.usage is not None:
+                    fields["usage"] = merge_usage(
+                        session.usage, request.usage.model_dump(exclude_none=True)
+                    )
+                if request.recap:
+                    fields["recap"] = request.recap
+                state = session.state
+                if request.hangup:
+                    _, closing, ended = await self._close(
+                        tx,
+                        session,
+                        start.user,
+                        "caller_hangup",
+                        now,
+                        [],
+                        request.recap,
+                        fields.get("usage"),
+                    )
+                    items += closing
+                    fields.update(ended)
+                    state = "ended"
+                answer = AgentReportResponse(session_id=session.id, state=state, events=len(items))
+                if idempotency_key:
+                    await tx.complete_idempotency(
+                        session.id, idempotency_key, "ok", answer.model_dump(mode="json")
+                    )
+                events = await tx.append_events(session, items, now, **fields)
+        except _Replay as replay:
+            if replay.outcome == "error":
+                raise error_from_dict(replay.body) from None
+            return AgentReportResponse.model_validate(replay.body)
+        await self._publish(events)
+        return answer
 
     # --- tools ----------------------------------------------------------------------------------
 
@@ -683,6 +745,7 @@ class SchedulingService:
         now: datetime,
         preferences: Sequence[str],
         recap: str | None,
+        usage: dict[str, Any] | None = None,
     ) -> tuple[Summary, list[tuple[str, dict[str, Any]]], dict[str, Any]]:
         """Build the summary of an ending session.
 
@@ -699,6 +762,7 @@ class SchedulingService:
             preferences=[*session.preferences, *preferences],
             recap=recap or session.recap,
             now=now,
+            cost=price(usage if usage is not None else session.usage, self.prices),
         )
         fields = {
             "state": "ended",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from voicebook.models import Summary, SummaryAction, SummaryAppointment
 from voicebook.scheduling.availability import PARTS_OF_DAY, AvailabilityRules
@@ -92,6 +93,7 @@ def build_summary(
     preferences: Sequence[str],
     recap: str | None,
     now: datetime,
+    cost: dict[str, Any] | None = None,
 ) -> Summary:
     masked = mask_phone(user.phone) if user else None
     actions = session_actions(events)
@@ -124,5 +126,6 @@ def build_summary(
         preferences=merged,
         created_at=now,
         actions=actions,
+        cost=cost,
         duration_s=round((now - session.created_at).total_seconds(), 3),
     )

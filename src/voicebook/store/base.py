@@ -47,6 +47,7 @@ class SessionRecord:
     summary: dict[str, Any] | None = None
     preferences: list[str] = field(default_factory=list)
     recap: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -28,12 +28,12 @@ from voicebook.store.base import (
 TIMESTAMP_COLUMNS = frozenset(
     {"starts_at", "ends_at", "created_at", "updated_at", "ended_at", "cancelled_at"}
 )
-JSON_COLUMNS = frozenset({"summary", "preferences", "payload", "body"})
+JSON_COLUMNS = frozenset({"summary", "preferences", "payload", "body", "usage"})
 MAX_APPOINTMENT = timedelta(days=1)
 """Upper bound of an appointment's length: lets overlap queries use a bounded index range scan."""
 
 _SESSION_FIELDS = frozenset(
-    {"state", "user_id", "ended_at", "end_reason", "summary", "preferences", "recap"}
+    {"state", "user_id", "ended_at", "end_reason", "summary", "preferences", "recap", "usage"}
 )
 _EVENT_COLUMNS = ("session_id", "id", "type", "payload", "created_at")
 R = TypeVar("R")
