@@ -388,3 +388,21 @@ async def test_unreachable_database_is_store_unavailable(rules: AvailabilityRule
         )
     finally:
         await store.close()
+
+
+async def test_malformed_call_is_a_failed_event(service: SchedulingService) -> None:
+    session = await identified(service)
+    with pytest.raises(DomainError) as caught:
+        await service.run_tool(
+            "book_appointment", {"session_id": session, "start": "half past never"}, "call_bad"
+        )
+    assert caught.value.code == "invalid_time"
+    events = await service.session_events(session)
+    failed = events[-1].payload
+    assert (failed["name"], failed["status"], failed["id"]) == (
+        "book_appointment",
+        "failed",
+        "call_bad",
+    )
+    assert failed["error"]["code"] == "invalid_time"
+    assert failed["args"] == {"start": "half past never"}

@@ -288,3 +288,46 @@ class ErrorDetail(WireModel):
 
 class ErrorBody(WireModel):
     error: ErrorDetail
+
+
+# --- browser-facing endpoints ---------------------------------------------------------------------
+
+
+class StartSessionResponse(WireModel):
+    session_id: str
+    ws_url: str = Field(description="The session's event WebSocket (replays, then streams).")
+    state: SessionState
+    created_at: datetime
+
+
+class LiveKitTokenRequest(WireModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    session_id: str = Field(min_length=1, max_length=64)
+    identity: str | None = Field(default=None, min_length=1, max_length=128)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class LiveKitTokenResponse(WireModel):
+    token: str
+    url: str
+    room: str
+    identity: str
+
+
+class SessionView(WireModel):
+    session_id: str
+    state: SessionState
+    user: User | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    summary: Summary | None = None
+
+
+class EndSessionResponse(WireModel):
+    summary: Summary
+
+
+class Health(WireModel):
+    status: str

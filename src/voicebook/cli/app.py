@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from voicebook import __version__
-from voicebook.cli import db, slots
+from voicebook.cli import db, serve, slots
+from voicebook.cli import token as token_cmd
 
 app = typer.Typer(
     name="voicebook",
@@ -17,6 +18,8 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.command()(slots.slots)
+app.command()(serve.serve)
+app.command()(token_cmd.token)
 
 
 def _version(value: bool) -> None:

@@ -131,28 +131,36 @@ def parse_request(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = str(first["loc"][0]) if first["loc"] else ""
-        if where in _TIME_FIELDS:
-            raise InvalidTime(
-                f"I couldn't understand the {where.replace('_', ' ')}; please give a date and "
-                "time like 2027-12-02T15:00."
-            ) from None
-        problem = str(first["msg"]).removeprefix("Value error, ")
-        subject = f"The {where.replace('_', ' ')}" if where else "The request"
-        raise InvalidInput(f"{subject} is not valid: {problem}.", field=where or None) from None
+        raise validation_error(exc.errors()) from None
 
 
-def request_hash(name: str, request: Request) -> str:
-    canonical = json.dumps(
-        [name, request.model_dump(mode="json")], sort_keys=True, separators=(",", ":")
-    )
+def validation_error(errors: Sequence[Any], skip: Sequence[str] = ()) -> DomainError:
+    """The first validation problem as a sentence: `invalid_time` for times, else `invalid_input`.
+
+    `skip` drops location prefixes such as FastAPI's "body"/"query".
+    """
+    first = errors[0] if errors else {"loc": (), "msg": "it could not be read"}
+    loc = [str(part) for part in first.get("loc", ()) if str(part) not in skip]
+    where = loc[0] if loc else ""
+    if where in _TIME_FIELDS:
+        return InvalidTime(
+            f"I couldn't understand the {where.replace('_', ' ')}; please give a date and "
+            "time like 2027-12-02T15:00."
+        )
+    problem = str(first.get("msg", "")).removeprefix("Value error, ").rstrip(".")
+    subject = f"The {where.replace('_', ' ')}" if where else "The request"
+    return InvalidInput(f"{subject} is not valid: {problem}.", field=where or None)
+
+
+def request_hash(name: str, args: dict[str, Any]) -> str:
+    """Fingerprint of a call, to tell a retry from a different request under the same key."""
+    canonical = json.dumps([name, args], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def redact_args(request: Request) -> dict[str, Any]:
-    """Arguments as events show them: phones masked, the session id left out."""
-    args = request.model_dump(mode="json", exclude={"session_id"}, exclude_none=True)
+def redact_args(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments as events show them: phones masked, the session id and empty ones left out."""
+    args = {k: v for k, v in arguments.items() if k != "session_id" and v is not None}
     if "phone" in args:
         digits = "".join(ch for ch in str(args["phone"]) if ch.isdigit())
         args["phone"] = mask_phone(digits) if digits else "***"
@@ -243,7 +251,7 @@ class SchedulingService:
         request = parse_request("report", report, AgentReport)
         assert isinstance(request, AgentReport)
         now = self.clock()
-        digest = request_hash("report", request)
+        digest = request_hash("report", request.model_dump(mode="json"))
         try:
             async with self.store.transaction() as tx:
                 start = await tx.begin_call(request.session_id, now, idempotency_key, digest)
@@ -297,10 +305,22 @@ class SchedulingService:
         idempotency_key: str | None = None,
     ) -> ToolOutcome:
         """Run one tool call; raises the DomainError that explains a refusal."""
-        request = parse_request(name, payload)
         started = time.perf_counter()
+        try:
+            request = parse_request(name, payload)
+        except DomainError as error:
+            # A malformed call is still a failed tool call on its session's log.
+            raw = payload if isinstance(payload, dict) else payload.model_dump(mode="json")
+            session_id = raw.get("session_id")
+            if name in TOOL_REQUESTS and isinstance(session_id, str):
+                digest = request_hash(name, raw)
+                await self._record_failure(
+                    name, session_id, raw, idempotency_key, digest, error, started
+                )
+            raise
         now = self.clock()
-        digest = request_hash(name, request)
+        args = request.model_dump(mode="json")
+        digest = request_hash(name, args)
         try:
             async with self.store.transaction() as tx:
                 start = await tx.begin_call(request.session_id, now, idempotency_key, digest)
@@ -317,7 +337,9 @@ class SchedulingService:
         except _Replay as replay:
             return self._replayed(name, replay)
         except DomainError as error:
-            await self._record_failure(name, request, idempotency_key, digest, error, started)
+            await self._record_failure(
+                name, request.session_id, args, idempotency_key, digest, error, started
+            )
             raise
         await self._publish(events)
         return ToolOutcome(done.response, events)
@@ -371,7 +393,7 @@ class SchedulingService:
             status="completed",
             detail=done.detail,
             timestamp=now,
-            args=redact_args(request),
+            args=redact_args(request.model_dump(mode="json")),
             result=result,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
@@ -382,7 +404,8 @@ class SchedulingService:
     async def _record_failure(
         self,
         name: str,
-        request: Request,
+        session_id: str,
+        args: dict[str, Any],
         key: str | None,
         digest: str,
         error: DomainError,
@@ -393,7 +416,7 @@ class SchedulingService:
             return  # nothing to attach an event to, or the key belongs to another answer
         now = self.clock()
         async with self.store.transaction() as tx:
-            start = await tx.begin_call(request.session_id, now, key, digest)
+            start = await tx.begin_call(session_id, now, key, digest)
             session = start.session
             if start.previous is not None:
                 return  # a concurrent duplicate recorded its own answer first
@@ -405,7 +428,7 @@ class SchedulingService:
                 status="failed",
                 detail=f"{name.replace('_', ' ').capitalize()} failed: {error.message}",
                 timestamp=now,
-                args=redact_args(request),
+                args=redact_args(args),
                 error=error.to_dict(),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
@@ -413,7 +436,7 @@ class SchedulingService:
                 session, [("tool_call", call.model_dump(mode="json"))], now
             )
             if key:
-                await tx.complete_idempotency(request.session_id, key, "error", error.to_dict())
+                await tx.complete_idempotency(session_id, key, "error", error.to_dict())
         await self._publish(events)
 
     async def _publish(self, events: Sequence[EventRecord]) -> None:

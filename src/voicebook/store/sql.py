@@ -223,6 +223,22 @@ class SqlTransaction:
         session.last_event_id = last
         return records
 
+    async def idle_sessions(self, before: datetime, limit: int = 100) -> list[str]:
+        """Open sessions with no activity since `before`, oldest first."""
+        rows = await self._fetch(
+            "SELECT id FROM sessions WHERE state <> 'ended' AND updated_at < :before"
+            " ORDER BY updated_at LIMIT :limit",
+            before=before,
+            limit=limit,
+        )
+        return [row["id"] for row in rows]
+
+    async def prune_idempotency(self, before: datetime) -> int:
+        """Forget idempotency keys older than `before`; returns how many."""
+        return await self._execute(
+            "DELETE FROM idempotency_keys WHERE created_at < :before", before=before
+        )
+
     async def events_after(
         self, session_id: str, after: int = 0, limit: int = 1000
     ) -> list[EventRecord]:

@@ -1,0 +1,73 @@
+"""`voicebook serve`: the API server on uvicorn (the quick start's main job)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+import typer
+
+from voicebook.cli.common import EXIT_USAGE, console, fail, load_settings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    insecure: Annotated[
+        bool, typer.Option(help="Allow a non-loopback host without VOICEBOOK_API_KEY.")
+    ] = False,
+) -> None:
+    """Run the API server: sessions, LiveKit tokens, the seven tools, live events, summaries."""
+    import uvicorn
+
+    from voicebook.config import redact_url
+    from voicebook.server.observability import configure_logging
+
+    settings = load_settings()
+    if not _is_loopback(host) and settings.api_key is None and not insecure:
+        fail(
+            f"refusing to listen on {host} without VOICEBOOK_API_KEY: anyone who can reach it "
+            "could call the tools. Set VOICEBOOK_API_KEY, or pass --insecure if you must.",
+            EXIT_USAGE,
+        )
+    try:
+        database = redact_url(settings.resolved_database_url())
+    except Exception as exc:  # ConfigError: the Supabase hint
+        fail(str(exc), EXIT_USAGE)
+    if workers > 1 and not settings.redis_url:
+        console.print(
+            "[yellow]warning:[/] several workers without VOICEBOOK_REDIS_URL: a WebSocket only "
+            "sees events handled by its own worker"
+        )
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    console.print(f"voicebook serving on [bold]http://{shown}:{port}[/]", highlight=False)
+    console.print(f"  API docs   http://{shown}:{port}/docs", highlight=False)
+    console.print(f"  database   {database}", highlight=False)
+    bus = f"redis {redact_url(settings.redis_url)}" if settings.redis_url else "in-process"
+    auth = "on (service key)" if settings.api_key else "off (no VOICEBOOK_API_KEY)"
+    console.print(f"  events     {bus}", highlight=False)
+    console.print(f"  auth       {auth}", highlight=False)
+    configure_logging(log_level)
+    uvicorn.run(
+        "voicebook.server.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        log_level=log_level,
+        log_config=None,
+        proxy_headers=True,
+    )

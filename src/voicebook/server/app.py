@@ -1,0 +1,138 @@
+"""`create_app(settings)`: the FastAPI application, with no import-time globals.
+
+The lifespan opens the store (migrating the embedded SQLite file), starts the event bus and the
+housekeeping task (ending idle sessions, forgetting idempotency keys after 24 h), and closes all of
+it on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from voicebook import __version__
+from voicebook.config import Settings, load_settings
+from voicebook.events import create_bus
+from voicebook.scheduling.errors import DomainError
+from voicebook.scheduling.service import SchedulingService
+from voicebook.server import browser, ops, tools, websocket
+from voicebook.server.context import ServerContext
+from voicebook.server.errors import install_error_handlers
+from voicebook.server.limits import BodySizeLimit, RateLimiter
+from voicebook.server.observability import Metrics, RequestContext
+from voicebook.store import create_store
+
+log = logging.getLogger(__name__)
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+async def housekeeping(ctx: ServerContext) -> None:
+    """End sessions idle for VOICEBOOK_SESSION_IDLE_MINUTES; prune idempotency keys."""
+    idle = timedelta(minutes=ctx.settings.session_idle_minutes)
+    interval = min(5.0, max(0.5, idle.total_seconds() / 4))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            now = ctx.service.clock()
+            async with ctx.store.transaction(write=False) as tx:
+                stale = await tx.idle_sessions(now - idle)
+            for session_id in stale:
+                await ctx.service.end_session(session_id, reason="idle")
+            async with ctx.store.transaction() as tx:
+                await tx.prune_idempotency(now - IDEMPOTENCY_TTL)
+        except DomainError as error:  # store briefly away: try again next round
+            log.warning("housekeeping skipped: %s", error.message)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    metrics = Metrics()
+    store = create_store(settings)
+    bus = create_bus(settings, on_lag=metrics.bus_lag.observe)
+    service = SchedulingService(
+        store,
+        settings.rules,
+        default_region=settings.default_region,
+        resource=settings.resource,
+        prices=settings.prices,
+        publish=bus.publish,
+    )
+    ctx = ServerContext(
+        settings=settings,
+        store=store,
+        service=service,
+        bus=bus,
+        metrics=metrics,
+        session_starts=RateLimiter(settings.session_rate_limit),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.open()
+        await bus.start()
+        task = asyncio.create_task(housekeeping(ctx), name="voicebook-housekeeping")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await bus.close()
+            await store.close()
+
+    app = FastAPI(
+        title="voicebook",
+        version=__version__,
+        description="Backend of an AI voice receptionist: sessions, LiveKit tokens, the seven "
+        "scheduling tools, live session events and summaries.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.include_router(browser.router)
+    app.include_router(websocket.router)
+    app.include_router(tools.router)
+    app.include_router(ops.router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=["Idempotent-Replayed", "X-Request-ID", "Retry-After"],
+        max_age=600,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, metrics=metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, plus the tool request models the routes reference by name."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    _, extra = models_json_schema(
+        [(model, "validation") for model in tools.EXTRA_SCHEMAS],
+        ref_template="#/components/schemas/{model}",
+    )
+    schema.setdefault("components", {}).setdefault("schemas", {}).update(extra.get("$defs", {}))
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (and `voicebook serve --workers N`)."""
+    return create_app()

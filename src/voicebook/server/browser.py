@@ -1,0 +1,170 @@
+"""Browser-facing endpoints (DESIGN §3): no secret; the unguessable session id is the capability."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from voicebook.models import (
+    EndSessionResponse,
+    ErrorBody,
+    Event,
+    LiveKitTokenRequest,
+    LiveKitTokenResponse,
+    SessionView,
+    StartSessionResponse,
+    Summary,
+    ToolCallEvent,
+    User,
+)
+from voicebook.scheduling.errors import SessionEnded, SessionNotFound
+from voicebook.scheduling.phone import mask_phone
+from voicebook.server.context import ServerContext, context
+from voicebook.server.errors import error_response
+from voicebook.server.observability import session_id as session_var
+from voicebook.store.base import EventRecord
+
+router = APIRouter(tags=["browser"])
+Ctx = Annotated[ServerContext, Depends(context)]
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "Unknown session."},
+    422: {"model": ErrorBody, "description": "Invalid input."},
+    503: {"model": ErrorBody, "description": "The store is unavailable."},
+}
+
+
+def known_session(session_id: str) -> str:
+    """Refuse ids that cannot be ours before touching the database."""
+    if not SESSION_ID.match(session_id):
+        raise SessionNotFound()
+    session_var.set(session_id)
+    return session_id
+
+
+SessionId = Annotated[str, Depends(known_session)]
+
+
+def event_envelope(event: EventRecord) -> dict[str, Any]:
+    """The event as the page receives it (DESIGN §3 envelope)."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "session_id": event.session_id,
+        "timestamp": event.created_at.isoformat(),
+        "payload": event.payload,
+    }
+
+
+def ws_url(request: Request, ctx: ServerContext, session_id: str) -> str:
+    base = ctx.settings.ws_base_url
+    if not base:
+        http = str(request.base_url).rstrip("/")
+        base = "ws" + http.removeprefix("http")
+    return f"{base.rstrip('/')}/session/{session_id}/events"
+
+
+@router.post(
+    "/session/start",
+    response_model=StartSessionResponse,
+    responses={429: {"model": ErrorBody, "description": "Too many sessions from this address."}},
+    summary="Start a session (empty body allowed)",
+)
+async def start_session(
+    request: Request,
+    ctx: Ctx,
+    body: Annotated[dict[str, Any] | None, Body(examples=[{}])] = None,
+) -> Any:
+    client = request.client.host if request.client else "unknown"
+    wait = ctx.session_starts.check(client)
+    if wait is not None:
+        return error_response(
+            429,
+            "rate_limited",
+            "Too many new sessions from this address; please wait a moment.",
+            headers={"Retry-After": ctx.session_starts.retry_after(wait)},
+        )
+    session = await ctx.service.start_session()
+    session_var.set(session.id)
+    return StartSessionResponse(
+        session_id=session.id,
+        ws_url=ws_url(request, ctx, session.id),
+        state=session.state,
+        created_at=session.created_at,
+    )
+
+
+@router.post(
+    "/livekit/token",
+    response_model=LiveKitTokenResponse,
+    responses={**ERRORS, 409: {"model": ErrorBody, "description": "The session has ended."}},
+    summary="A LiveKit token that dispatches the agent into the session's room",
+)
+async def livekit_token(body: LiveKitTokenRequest, ctx: Ctx) -> Any:
+    from voicebook.server.livekit import mint_token
+
+    session, _ = await ctx.service.get_session(known_session(body.session_id))
+    if session.state == "ended":
+        raise SessionEnded()
+    minted = mint_token(ctx.settings, session.id, identity=body.identity, name=body.name)
+    return LiveKitTokenResponse(
+        token=minted.token, url=minted.url, room=minted.room, identity=minted.identity
+    )
+
+
+@router.get("/session/{session_id}", response_model=SessionView, responses=ERRORS)
+async def get_session(session_id: SessionId, ctx: Ctx) -> Any:
+    session, user = await ctx.service.get_session(session_id)
+    return SessionView(
+        session_id=session.id,
+        state=session.state,
+        user=User(id=user.id, name=user.name, phone_masked=mask_phone(user.phone))
+        if user
+        else None,
+        created_at=session.created_at,
+        updated_at=session.updated_at,
+        ended_at=session.ended_at,
+        end_reason=session.end_reason,
+        summary=Summary.model_validate(session.summary) if session.summary else None,
+    )
+
+
+@router.get(
+    "/session/{session_id}/tools",
+    response_model=list[ToolCallEvent],
+    responses=ERRORS,
+    summary="The session's tool calls, oldest first",
+)
+async def session_tools(session_id: SessionId, ctx: Ctx) -> Any:
+    events = await ctx.service.session_events(session_id, 0, 100_000)
+    return JSONResponse([e.payload for e in events if e.type == "tool_call"])
+
+
+@router.get(
+    "/session/{session_id}/events",
+    response_model=list[Event],
+    responses=ERRORS,
+    summary="The session's event log after `after` (the WebSocket replays the same)",
+)
+async def session_events(
+    session_id: SessionId,
+    ctx: Ctx,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> Any:
+    events = await ctx.service.session_events(session_id, after, limit)
+    return JSONResponse([event_envelope(e) for e in events])
+
+
+@router.post(
+    "/session/{session_id}/end",
+    response_model=EndSessionResponse,
+    responses=ERRORS,
+    summary="End the session (page hang-up); idempotent",
+)
+async def end_session(session_id: SessionId, ctx: Ctx) -> Any:
+    summary = await ctx.service.end_session(session_id, reason="page")
+    return EndSessionResponse(summary=summary)

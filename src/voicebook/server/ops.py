@@ -1,0 +1,42 @@
+"""Operations: liveness, readiness (the store answers) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from voicebook.models import ErrorBody, Health
+from voicebook.scheduling.errors import StoreUnavailable
+from voicebook.server.context import ServerContext, context
+
+router = APIRouter(tags=["operations"])
+Ctx = Annotated[ServerContext, Depends(context)]
+READY_TIMEOUT_S = 3.0
+
+
+@router.get("/healthz", response_model=Health, summary="The process is up")
+async def healthz() -> Any:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": ErrorBody, "description": "The store is unreachable."}},
+    summary="The store is reachable",
+)
+async def readyz(ctx: Ctx) -> Any:
+    try:
+        await asyncio.wait_for(ctx.store.ping(), READY_TIMEOUT_S)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise StoreUnavailable() from None
+    return Health(status="ready")
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(ctx: Ctx) -> Response:
+    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
