@@ -27,6 +27,7 @@ from voicebook.store.sqlite import SqliteStore
 ADMIN_URL = os.environ.get(
     "VOICEBOOK_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/postgres"
 )
+REDIS_URL = os.environ.get("VOICEBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("VOICEBOOK_REQUIRE_SERVICES", "") not in ("", "0", "false")
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -150,3 +151,18 @@ async def store(store_kind: str, request: pytest.FixtureRequest) -> AsyncIterato
 @pytest.fixture
 def service(store: object, rules: AvailabilityRules, clock: Clock) -> SchedulingService:
     return SchedulingService(store, rules, default_region="US", clock=clock)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis server's URL, after checking that it answers."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        service_missing("Redis", exc)
+    finally:
+        client.close()
+    return REDIS_URL
