@@ -34,7 +34,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 def service_missing(what: str, why: object) -> None:
     """Skip (or, under VOICEBOOK_REQUIRE_SERVICES, fail) because a real service is unreachable."""
-    message = f"{what} not reachable ({why}); set VOICEBOOK_TEST_POSTGRES_URL or start it"
+    message = f"{what} not reachable ({why}); start it or set its VOICEBOOK_TEST_*_URL"
     if REQUIRE_SERVICES:
         pytest.fail(message + " [VOICEBOOK_REQUIRE_SERVICES is set]")
     pytest.skip(message)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ from voicebook.store.base import (
     UserRecord,
 )
 
+log = logging.getLogger(__name__)
 ALTERNATIVES = 3
 """How many next free slots a `slot_taken` error offers."""
 _TIME_FIELDS = frozenset({"start", "new_start", "date"})
@@ -440,8 +442,15 @@ class SchedulingService:
         await self._publish(events)
 
     async def _publish(self, events: Sequence[EventRecord]) -> None:
-        if self.publish is not None and events:
+        """Hand committed events to the bus. Best effort: the change is already committed and
+        the log is the truth, so a bus failure must not turn a success into an error; subscribers
+        catch up from the log."""
+        if self.publish is None or not events:
+            return
+        try:
             await self.publish(events)
+        except Exception:
+            log.warning("publishing %d event(s) failed; subscribers will catch up", len(events))
 
     # --- helpers shared by the tools ------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from voicebook.store.base import EventRecord
 
 router = APIRouter()
 SEND_TIMEOUT_S = 10.0
+RESYNC_S = 15.0
+"""With no live event for this long, re-read the log: covers events a bus failed to carry."""
 PAGE = 500
 CLOSE_SLOW = 1013
 CLOSE_NOT_FOUND = 4404
@@ -83,10 +85,16 @@ async def session_events_ws(websocket: WebSocket, session_id: str, after: int = 
         await stream.catch_up()
         while not stream.closed:
             next_event = asyncio.create_task(subscription.get())
-            await asyncio.wait({next_event, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {next_event, gone}, timeout=RESYNC_S, return_when=asyncio.FIRST_COMPLETED
+            )
             if gone.done():
                 next_event.cancel()
                 return
+            if not next_event.done():
+                next_event.cancel()
+                await stream.catch_up()
+                continue
             event = next_event.result()
             if event is None:
                 await websocket.close(
