@@ -473,6 +473,19 @@ def test_ranges_around_the_spring_forward_gap_never_offer_an_instant_twice() -> 
     assert starts == [utc(2027, 3, 14, 5, 0) + timedelta(minutes=30 * i) for i in range(8)]
 
 
+def test_range_starting_inside_the_spring_forward_gap_opens_when_the_clock_passes_it() -> None:
+    # Open from 02:30, which does not exist on 2027-03-14: the clock shows 03:00 EDT (07:00Z) right
+    # after 01:59:59 EST, so the business is open from then until 05:00 EDT (09:00Z).
+    rules = make_rules("sun 02:30-05:00", horizon_days=400)
+    starts = [slot.start for slot in free_slots(rules, JAN_1, [], on=NY_SPRING_FORWARD)]
+    assert starts == [utc(2027, 3, 14, 7, 0) + timedelta(minutes=30 * i) for i in range(4)]
+    # A week later the same rule opens at 02:30 EDT (06:30Z) and gives five slots.
+    later = free_slots(rules, JAN_1, [], on=NY_SPRING_FORWARD + timedelta(days=7))
+    assert [slot.start for slot in later] == [
+        utc(2027, 3, 21, 6, 30) + timedelta(minutes=30 * i) for i in range(5)
+    ]
+
+
 # --- check_bookable ----------------------------------------------------------------------------
 
 MONDAY_8AM = utc(2027, 3, 1, 13, 0)  # Monday 08:00 EST

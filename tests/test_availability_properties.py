@@ -163,12 +163,6 @@ def wall_clock_instant(zone: ZoneInfo, day: date, minutes: int) -> datetime:
     return high
 
 
-def in_gap(zone: ZoneInfo, day: date, minutes: int) -> bool:
-    naive = datetime.combine(day, time()) + timedelta(minutes=minutes)
-    back = naive.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None)
-    return back != naive
-
-
 def overlaps(a: Interval, b: Interval, margin: timedelta) -> bool:
     return a.start < b.end + margin and b.start < a.end + margin
 
@@ -211,11 +205,12 @@ def test_free_slots_invariants(
         ]
         assert inside, (slot, local_day, rules.weekly.get(local_day.weekday()))
         assert parse_slot_id(slot_id(slot.start)) == slot.start
-        # What is offered can be booked; one minute off the grid cannot.
+        opening_of[slot.start] = (local_day, inside[0])
+    # What is offered can be booked; one minute off the grid cannot (a sample, for speed).
+    for slot in slots[:: max(1, len(slots) // 40)]:
         assert check_bookable(rules, now, slot.start) == slot
         with pytest.raises(DomainError):
             check_bookable(rules, now, slot.start + timedelta(minutes=1))
-        opening_of[slot.start] = (local_day, inside[0])
     # Within one opening range, starts are at least slot length + buffer apart.
     step = length + margin
     for a, b in pairwise(slots):
