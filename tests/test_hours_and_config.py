@@ -372,3 +372,9 @@ def test_redact_url_keeps_a_username_that_looks_like_the_password() -> None:
     assert (
         redact_url("postgresql://admin:admin@host:5432/db") == "postgresql://admin:***@host:5432/db"
     )
+
+
+def test_redact_url_hides_a_password_in_the_query_string() -> None:
+    shown = redact_url("postgresql://user@host/db?sslmode=require&password=hunter2")
+    assert "hunter2" not in shown
+    assert shown == "postgresql://user@host/db?sslmode=require&password=***"

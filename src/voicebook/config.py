@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
@@ -240,12 +240,16 @@ def default_sqlite_path() -> Path:
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced, safe to print or log."""
+    """The URL with its password replaced (in the user part or a `password=` query parameter,
+    which libpq also accepts), safe to print or log."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    query = parse_qsl(parts.query)
+    if parts.password is None and not any(k.lower() == "password" for k, _ in query):
+        return url  # untouched (a round trip would change e.g. sqlite:////abs/path)
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+    query = [(k, "***" if k.lower() == "password" else v) for k, v in query]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
 
 
 def variable_name(field_name: str) -> str:
