@@ -83,6 +83,11 @@ async def session_events_ws(websocket: WebSocket, session_id: str, after: int = 
     gone = asyncio.create_task(_client_gone(websocket))
     try:
         await stream.catch_up()
+        if not stream.closed:
+            session, _ = await ctx.service.get_session(session_id)
+            if session.state == "ended":  # it ended meanwhile, or was resumed past its end
+                await stream.catch_up()  # its closing events are all committed by now
+                stream.closed = True
         while not stream.closed:
             next_event = asyncio.create_task(subscription.get())
             await asyncio.wait(
