@@ -1,8 +1,9 @@
 """Run the voicebook benchmarks and print one table per benchmark.
 
-    python benchmarks/run.py                 # everything (about 2 minutes)
-    python benchmarks/run.py --quick         # shorter phases, fewer iterations (about 30 s)
+    python benchmarks/run.py                 # everything (about 3-4.5 minutes)
+    python benchmarks/run.py --quick         # shorter phases, fewer iterations (about 1-1.5 min)
     python benchmarks/run.py --only booking  # one benchmark (or a prefix: --only fetch_slots)
+    python benchmarks/run.py --only http --only fanout  # the server benchmarks C and D
 
 Every target is judged against a baseline measured in the same run; a MISS is reported, never
 turned into a failing exit code. A benchmark whose database cannot be reached is skipped.
@@ -22,13 +23,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import booking
+import fanout
 import fetch_slots
+import http_loopback
 from harness import ADMIN_URL, Unavailable, console
 
 BENCHMARKS: dict[str, tuple[str, Callable[[bool], Awaitable[None]]]] = {
     "fetch_slots.sqlite": ("A: fetch_slots vs store size, SQLite", fetch_slots.run_sqlite),
     "fetch_slots.postgres": ("A: fetch_slots vs store size, Postgres", fetch_slots.run_postgres),
     "booking.postgres": ("B: booking vs bare INSERT, Postgres", booking.run),
+    "http.postgres": ("C: HTTP on loopback vs a bare FastAPI INSERT, Postgres", http_loopback.run),
+    "fanout.redis": ("D: one event to 500 WebSockets over 2 processes, Redis", fanout.run),
 }
 
 
@@ -65,7 +70,7 @@ async def main(names: list[str], quick: bool) -> None:
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short run (about 30 s)")
+    parser.add_argument("--quick", action="store_true", help="short run (about 1-1.5 minutes)")
     parser.add_argument(
         "--only",
         action="append",
