@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -15,6 +16,7 @@ from voicebook.scheduling.service import SchedulingService
 from voicebook.store.base import AppointmentRecord, OverlapError
 from voicebook.store.postgres import PostgresStore
 
+NEW_YORK_ZONE = ZoneInfo("America/New_York")
 NINE_AM = "2027-03-02T09:00:00-05:00"  # Tuesday, inside opening hours, past minimum notice
 TEN_AM = "2027-03-02T10:00:00-05:00"
 
@@ -406,3 +408,25 @@ async def test_malformed_call_is_a_failed_event(service: SchedulingService) -> N
     )
     assert failed["error"]["code"] == "invalid_time"
     assert failed["args"] == {"start": "half past never"}
+
+
+async def test_slot_search_widens_past_a_fully_booked_stretch(store: Any, clock: Any) -> None:
+    """The search reads a short span first; a booked-out stretch must not hide later slots."""
+    rules = AvailabilityRules(
+        zone=NEW_YORK_ZONE, weekly=parse_hours("mon-fri 09:00-10:00"), min_notice_minutes=60
+    )
+    service = SchedulingService(store, rules, clock=clock)
+    session = await identified(service)
+    for start in ("2027-03-01T09:30", "2027-03-02T09:00", "2027-03-02T09:30", "2027-03-03T09:00"):
+        await call(service, "book_appointment", session, start=start)
+    found = await call(service, "fetch_slots", session, limit=3)
+    assert [s.label for s in found.slots] == [
+        "Wednesday, March 3 at 9:30 AM",
+        "Thursday, March 4 at 9:00 AM",
+        "Thursday, March 4 at 9:30 AM",
+    ]
+    everything = await call(service, "fetch_slots", session, limit=200)
+    # The horizon ends Wednesday, March 31 at 13:15 UTC = 9:15 AM EDT (DST began March 14):
+    # 22 full weekdays x 2 slots + March 31 at 9:00, minus Monday 9:00 (notice) and 4 booked.
+    assert len(everything.slots) == 22 * 2 + 1 - 1 - 4
+    assert everything.slots[-1].label == "Wednesday, March 31 at 9:00 AM"

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from voicebook import __version__
-from voicebook.cli import db, serve, slots
+from voicebook.cli import db, serve, session, slots, tool
 from voicebook.cli import token as token_cmd
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ app.add_typer(db.app, name="db")
 app.command()(slots.slots)
 app.command()(serve.serve)
 app.command()(token_cmd.token)
+app.add_typer(session.app, name="session")
+app.add_typer(tool.app, name="tool")
 
 
 def _version(value: bool) -> None:

@@ -70,4 +70,6 @@ def serve(
         log_level=log_level,
         log_config=None,
         proxy_headers=True,
+        # Events are small JSON; compressing each frame per subscriber costs more than it saves.
+        ws_per_message_deflate=False,
     )

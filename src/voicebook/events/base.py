@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Protocol
@@ -13,32 +14,42 @@ QUEUE_SIZE = 1000
 """Events a subscriber may fall behind before it is cut off (it then resumes from the log)."""
 
 
-class Subscription:
-    """One subscriber's bounded queue of a session's events.
+class Signal(enum.Enum):
+    OVERFLOW = "overflow"
+    """The subscriber fell too far behind and receives nothing more."""
+    WAKE = "wake"
+    """Not an event: the reader should look around (client gone, time to re-read the log)."""
 
-    A subscriber that lets `QUEUE_SIZE` events pile up is marked `overflowed` and stops receiving,
-    so one slow consumer never slows the publisher or the other subscribers.
+
+class Subscription:
+    """One subscriber's bounded queue of a session's events (and signals to its reader).
+
+    A subscriber that lets `QUEUE_SIZE` events pile up is cut off with `Signal.OVERFLOW`, so one
+    slow consumer never slows the publisher or the other subscribers.
     """
 
     def __init__(self, session_id: str, size: int = QUEUE_SIZE) -> None:
         self.session_id = session_id
         self.overflowed = False
-        self._queue: asyncio.Queue[EventRecord | None] = asyncio.Queue(size)
+        self._queue: asyncio.Queue[EventRecord | Signal] = asyncio.Queue(size + 1)
+        self._size = size
 
     def offer(self, event: EventRecord) -> None:
         if self.overflowed:
             return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if self._queue.qsize() >= self._size:
             self.overflowed = True
-            self._queue.get_nowait()
-            self._queue.put_nowait(None)  # wakes the reader so it can close
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(Signal.OVERFLOW)
+            return
+        self._queue.put_nowait(event)
 
-    async def get(self) -> EventRecord | None:
-        """The next event, or None once the subscriber overflowed."""
-        if self.overflowed and self._queue.empty():
-            return None
+    def wake(self) -> None:
+        if not self._queue.full():
+            self._queue.put_nowait(Signal.WAKE)
+
+    async def get(self) -> EventRecord | Signal:
         return await self._queue.get()
 
 

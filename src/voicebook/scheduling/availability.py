@@ -166,10 +166,19 @@ def _in_part_of_day(rules: AvailabilityRules, instant: datetime, part: str) -> b
     return low <= local.hour * 60 + local.minute < high
 
 
-def search_window(rules: AvailabilityRules, now: datetime, on: date | None = None) -> Interval:
-    """The UTC span whose bookings can affect `free_slots` (what a store should fetch, no more)."""
+def search_window(
+    rules: AvailabilityRules,
+    now: datetime,
+    on: date | None = None,
+    *,
+    not_before: datetime | None = None,
+    before: datetime | None = None,
+) -> Interval:
+    """The UTC span whose bookings can affect `free_slots` with the same arguments (what a store
+    should fetch, no more)."""
     if on is None:
-        start, end = rules.earliest(now), rules.latest(now) + rules.slot_length
+        start = max(rules.earliest(now), not_before or rules.earliest(now))
+        end = min(rules.latest(now), before or rules.latest(now)) + rules.slot_length
     else:
         start, end = to_utc(rules, on, 0), to_utc(rules, on, 24 * 60)
     return Interval(start - rules.buffer, end + rules.buffer)
@@ -183,13 +192,17 @@ def iter_free_slots(
     on: date | None = None,
     part_of_day: str | None = None,
     not_before: datetime | None = None,
+    before: datetime | None = None,
 ) -> Iterator[Interval]:
-    """Free slots in time order: on local date `on` or across the horizon, lazily."""
+    """Free slots in time order: on local date `on` or across the horizon, lazily; starting no
+    earlier than `not_before` and before `before` when given."""
     if part_of_day is not None and part_of_day not in PARTS_OF_DAY:
         raise InvalidInput(f"Part of day must be one of {', '.join(PARTS_OF_DAY)}.")
     earliest, latest = rules.earliest(now), rules.latest(now)
     if not_before is not None and not_before > earliest:
         earliest = not_before
+    if before is not None and before < latest:
+        latest = before
     index = BusyIndex(busy)
     first = on or local_date(rules, earliest)
     last = on or local_date(rules, latest)
@@ -215,9 +228,12 @@ def free_slots(
     part_of_day: str | None = None,
     limit: int | None = None,
     not_before: datetime | None = None,
+    before: datetime | None = None,
 ) -> list[Interval]:
     """Up to `limit` free slots (all when None); see `iter_free_slots`."""
-    found = iter_free_slots(rules, now, busy, on=on, part_of_day=part_of_day, not_before=not_before)
+    found = iter_free_slots(
+        rules, now, busy, on=on, part_of_day=part_of_day, not_before=not_before, before=before
+    )
     return list(islice(found, limit))
 
 

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
@@ -82,6 +82,8 @@ from voicebook.store.base import (
 log = logging.getLogger(__name__)
 ALTERNATIVES = 3
 """How many next free slots a `slot_taken` error offers."""
+FIRST_SPAN = timedelta(days=2)
+"""How far ahead a slot search first looks before widening (see `_free`)."""
 _TIME_FIELDS = frozenset({"start", "new_start", "date"})
 Publisher = Callable[[Sequence[EventRecord]], Awaitable[None]]
 
@@ -491,13 +493,47 @@ class SchedulingService:
         assert start is not None  # the request model requires one of the two
         return self._instant(start)
 
+    async def _free(
+        self,
+        tx: StoreTransaction,
+        now: datetime,
+        limit: int,
+        *,
+        on: date | None = None,
+        part_of_day: str | None = None,
+        not_before: datetime | None = None,
+    ) -> list[av.Interval]:
+        """Up to `limit` free slots, reading only the bookings of the span it needs.
+
+        Across the horizon it looks a couple of days ahead first and widens the span only when
+        that does not yield `limit` slots, so the cost follows the answer, not the calendar.
+        """
+        rules = self.rules
+        if on is not None:
+            busy = await tx.busy_between(self.resource, av.search_window(rules, now, on))
+            return av.free_slots(
+                rules, now, busy, on=on, part_of_day=part_of_day, limit=limit, not_before=not_before
+            )
+        start = max(rules.earliest(now), not_before or rules.earliest(now))
+        latest, span = rules.latest(now), FIRST_SPAN
+        while True:
+            before = min(start + span, latest)
+            window = av.search_window(rules, now, not_before=start, before=before)
+            busy = await tx.busy_between(self.resource, window)
+            slots = av.free_slots(
+                rules, now, busy, part_of_day=part_of_day, limit=limit, not_before=start,
+                before=before,
+            )  # fmt: skip
+            if len(slots) >= limit or before >= latest:
+                return slots
+            span *= 4
+
     async def _alternatives(
         self, tx: StoreTransaction, now: datetime, after: datetime
     ) -> list[dict[str, Any]]:
-        busy = await tx.busy_between(self.resource, av.search_window(self.rules, now))
-        slots = av.free_slots(self.rules, now, busy, not_before=after, limit=ALTERNATIVES)
+        slots = await self._free(tx, now, ALTERNATIVES, not_before=after)
         if not slots:
-            slots = av.free_slots(self.rules, now, busy, limit=ALTERNATIVES)
+            slots = await self._free(tx, now, ALTERNATIVES)
         return [self._slot(s).model_dump(mode="json") for s in slots]
 
     async def _ensure_free(
@@ -607,8 +643,7 @@ class SchedulingService:
     ) -> FetchSlotsResponse:
         if on is not None:
             self._check_day(on, now)
-        busy = await tx.busy_between(self.resource, av.search_window(self.rules, now, on))
-        slots = av.free_slots(self.rules, now, busy, on=on, part_of_day=part_of_day, limit=limit)
+        slots = await self._free(tx, now, limit, on=on, part_of_day=part_of_day)
         return FetchSlotsResponse(
             slots=[self._slot(s) for s in slots], timezone=self.rules.zone.key
         )

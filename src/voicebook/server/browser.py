@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any
 
@@ -37,7 +38,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def known_session(session_id: str) -> str:
+async def known_session(session_id: str) -> str:
     """Refuse ids that cannot be ours before touching the database."""
     if not SESSION_ID.match(session_id):
         raise SessionNotFound()
@@ -46,6 +47,13 @@ def known_session(session_id: str) -> str:
 
 
 SessionId = Annotated[str, Depends(known_session)]
+
+
+def envelope_json(event: EventRecord) -> str:
+    """The envelope as JSON text, encoded once per event however many sockets receive it."""
+    if event.wire is None:
+        event.wire = json.dumps(event_envelope(event), separators=(",", ":"), default=str)
+    return event.wire
 
 
 def event_envelope(event: EventRecord) -> dict[str, Any]:
@@ -106,7 +114,7 @@ async def start_session(
 async def livekit_token(body: LiveKitTokenRequest, ctx: Ctx) -> Any:
     from voicebook.server.livekit import mint_token
 
-    session, _ = await ctx.service.get_session(known_session(body.session_id))
+    session, _ = await ctx.service.get_session(await known_session(body.session_id))
     if session.state == "ended":
         raise SessionEnded()
     minted = mint_token(ctx.settings, session.id, identity=body.identity, name=body.name)

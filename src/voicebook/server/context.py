@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request, WebSocket
+from fastapi import Request
 
 from voicebook.config import Settings
 from voicebook.events import EventBus
@@ -24,10 +24,6 @@ class ServerContext:
     session_starts: RateLimiter
 
 
-def context(request: Request) -> ServerContext:
+async def context(request: Request) -> ServerContext:
     """FastAPI dependency: the app's context."""
     return request.app.state.ctx
-
-
-def ws_context(websocket: WebSocket) -> ServerContext:
-    return websocket.app.state.ctx

@@ -55,7 +55,7 @@ class Unauthorized(DomainError):
     )
 
 
-def require_service_key(request: Request) -> None:
+async def require_service_key(request: Request) -> None:
     """Bearer auth with the service key, compared in constant time, whenever a key is set."""
     expected = request.app.state.ctx.settings.api_key
     if expected is None:

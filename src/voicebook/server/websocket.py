@@ -3,26 +3,29 @@
 The subscription is taken before the log is read, so nothing published in between is lost; ids
 already sent are skipped, and a gap in ids (events from concurrent transactions published out of
 order) is filled from the log. A subscriber that falls `QUEUE_SIZE` events behind is closed with
-code 1013 and resumes with `?after=<last id it has>`; it never slows anyone else down.
+code 1013 and resumes with `?after=<last id it has>`; it never slows anyone else down. With no
+live event for `RESYNC_S`, the log is read again, so an event a bus failed to carry still arrives.
+
+Per connection there is one reader loop and two helper tasks (client-gone watcher, resync timer);
+nothing is created per event, and each event is encoded once however many sockets receive it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from voicebook.events.base import Signal, Subscription
 from voicebook.scheduling.errors import DomainError
-from voicebook.server.browser import SESSION_ID, event_envelope
+from voicebook.server.browser import SESSION_ID, envelope_json
 from voicebook.server.context import ServerContext
 from voicebook.store.base import EventRecord
 
 router = APIRouter()
-SEND_TIMEOUT_S = 10.0
 RESYNC_S = 15.0
-"""With no live event for this long, re-read the log: covers events a bus failed to carry."""
 PAGE = 500
 CLOSE_SLOW = 1013
 CLOSE_NOT_FOUND = 4404
@@ -35,13 +38,15 @@ class _Stream:
         self.session_id = session_id
         self.last = after
         self.closed = False
+        self.gone = False
+        self.active_at = time.monotonic()
 
     async def send(self, event: EventRecord) -> None:
         if event.id <= self.last:
             return
-        text = json.dumps(event_envelope(event), separators=(",", ":"), default=str)
-        await asyncio.wait_for(self.ws.send_text(text), SEND_TIMEOUT_S)
+        await self.ws.send_text(envelope_json(event))
         self.last = event.id
+        self.active_at = time.monotonic()
         self.closed = self.closed or event.type == "session_closed"
 
     async def catch_up(self, upto: int | None = None) -> None:
@@ -56,13 +61,19 @@ class _Stream:
                 return
 
 
-async def _client_gone(websocket: WebSocket) -> None:
-    """Returns when the client disconnects (messages from the page are ignored)."""
+async def _watch_client(stream: _Stream, subscription: Subscription) -> None:
+    """Flag the stream and wake its reader when the client leaves (its messages are ignored)."""
     with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
+        while (await stream.ws.receive())["type"] != "websocket.disconnect":
+            pass
+    stream.gone = True
+    subscription.wake()
+
+
+async def _resync_timer(subscription: Subscription) -> None:
+    while True:
+        await asyncio.sleep(RESYNC_S)
+        subscription.wake()
 
 
 @router.websocket("/session/{session_id}/events")
@@ -80,7 +91,10 @@ async def session_events_ws(websocket: WebSocket, session_id: str, after: int = 
     subscription = ctx.bus.subscribe(session_id)
     stream = _Stream(websocket, ctx, session_id, after)
     ctx.metrics.websockets.inc()
-    gone = asyncio.create_task(_client_gone(websocket))
+    helpers = [
+        asyncio.create_task(_watch_client(stream, subscription)),
+        asyncio.create_task(_resync_timer(subscription)),
+    ]
     try:
         await stream.catch_up()
         if not stream.closed:
@@ -89,33 +103,30 @@ async def session_events_ws(websocket: WebSocket, session_id: str, after: int = 
                 await stream.catch_up()  # its closing events are all committed by now
                 stream.closed = True
         while not stream.closed:
-            next_event = asyncio.create_task(subscription.get())
-            await asyncio.wait(
-                {next_event, gone}, timeout=RESYNC_S, return_when=asyncio.FIRST_COMPLETED
-            )
-            if gone.done():
-                next_event.cancel()
+            item = await subscription.get()
+            if stream.gone:
                 return
-            if not next_event.done():
-                next_event.cancel()
-                await stream.catch_up()
-                continue
-            event = next_event.result()
-            if event is None:
+            if item is Signal.OVERFLOW:
                 await websocket.close(
                     code=CLOSE_SLOW, reason=f"too slow; reconnect with ?after={stream.last}"
                 )
                 return
-            if event.id > stream.last + 1:
-                await stream.catch_up(upto=event.id - 1)
-            await stream.send(event)
+            if item is Signal.WAKE:
+                if time.monotonic() - stream.active_at >= RESYNC_S:
+                    await stream.catch_up()
+                    stream.active_at = time.monotonic()
+                continue
+            if item.id > stream.last + 1:
+                await stream.catch_up(upto=item.id - 1)
+            await stream.send(item)
         await websocket.close(code=1000, reason="session closed")
     except DomainError:  # the store went away: the client reconnects with ?after=
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(code=1011, reason="store unavailable; reconnect")
-    except (WebSocketDisconnect, asyncio.TimeoutError, TimeoutError):
-        return  # the client left or stalled; it resumes with ?after=
+    except WebSocketDisconnect:
+        return  # the client left; it resumes with ?after=
     finally:
-        gone.cancel()
+        for task in helpers:
+            task.cancel()
         ctx.bus.unsubscribe(subscription)
         ctx.metrics.websockets.dec()

@@ -75,6 +75,8 @@ class EventRecord:
     type: str
     payload: dict[str, Any]
     created_at: datetime
+    wire: str | None = field(default=None, repr=False, compare=False)
+    """The encoded envelope, cached: one event fans out to many sockets."""
 
 
 @dataclass

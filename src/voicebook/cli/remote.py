@@ -1,0 +1,290 @@
+"""What the commands that talk to a running server share (`voicebook session`, `voicebook tool`).
+
+- `--url` / `--api-key` / `--json` options; without them the SDK reads VOICEBOOK_URL (else
+  BACKEND_BASE_URL, else http://127.0.0.1:8000) and VOICEBOOK_API_KEY.
+- `connect()`: one SDK `Client` for the command; `call()`: runs SDK calls under a spinner on
+  stderr (only when stderr is a terminal and not in `--json` mode) and turns SDK errors into exit
+  codes: 1 a domain error (its sentence on stderr), 2 usage or configuration (a bad URL, a wrong
+  service key), 3 the server cannot be reached (naming the URL) or cannot serve now (503).
+  In `--json` mode stdout gets the error as `{"error": {...}}` (the server's error body) too.
+- Rendering of the wire models as Rich tables and lines.
+
+The SDK, httpx and pydantic are imported inside the functions, never at import time: this module
+is imported by `voicebook --help`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
+
+import typer
+
+from voicebook.cli.common import EXIT_DOMAIN, EXIT_UNREACHABLE, EXIT_USAGE, console, errors, fail
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
+    from voicebook.errors import VoicebookError
+    from voicebook.models import Appointment, Event, Slot, Summary
+    from voicebook.sdk import Client
+
+T = TypeVar("T")
+SERVER_PANEL = "Server"
+
+Url = Annotated[
+    Optional[str],  # noqa: UP045 - Typer reads the annotation at run time on Python 3.10
+    typer.Option(
+        "--url",
+        help="The server's base URL (default: VOICEBOOK_URL, else BACKEND_BASE_URL, else "
+        "http://127.0.0.1:8000).",
+        show_default=False,
+        rich_help_panel=SERVER_PANEL,
+    ),
+]
+ApiKey = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--api-key",
+        help="The service key (default: VOICEBOOK_API_KEY).",
+        show_default=False,
+        rich_help_panel=SERVER_PANEL,
+    ),
+]
+AsJson = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help='Print only JSON on stdout (for scripts); errors too, as {"error": {...}}.',
+    ),
+]
+
+
+@contextlib.contextmanager
+def connect(url: str | None, api_key: str | None) -> Iterator[Client]:
+    """The command's SDK client: a few quick retries (a command should fail fast when the server
+    is down, yet ride out a brief 429/503)."""
+    from voicebook.sdk import Client, RetryPolicy
+
+    retry = RetryPolicy(max_attempts=3, max_total_s=10.0, base_delay_s=0.25, max_delay_s=2.0)
+    try:
+        client = Client(url, api_key, retry=retry)
+    except ValueError as exc:  # the URL is not http(s)://
+        fail(f"--url: {exc}", EXIT_USAGE)
+    with client:
+        yield client
+
+
+@contextlib.contextmanager
+def spinner(text: str, *, enabled: bool = True) -> Iterator[None]:
+    """A transient spinner on stderr while waiting, only when stderr is a terminal."""
+    if not enabled or not errors.is_terminal:
+        yield
+        return
+    with errors.status(text, spinner="dots"):
+        yield
+
+
+def call(what: str, fn: Callable[[], T], *, as_json: bool) -> T:
+    """`fn()` (SDK calls) under a spinner saying `what`; an SDK error ends the command."""
+    from voicebook.errors import VoicebookError
+
+    try:
+        with spinner(what, enabled=not as_json):
+            return fn()
+    except VoicebookError as exc:
+        fail_with(exc, as_json=as_json)
+
+
+def exit_code(exc: VoicebookError) -> int:
+    """The exit code for an SDK error (see the module doc)."""
+    from voicebook.errors import (
+        ConnectionFailed,
+        LiveKitNotConfigured,
+        ServiceUnavailable,
+        Unauthorized,
+    )
+
+    if isinstance(exc, Unauthorized):
+        return EXIT_USAGE
+    if isinstance(exc, ConnectionFailed) and exc.status is None:
+        return EXIT_UNREACHABLE
+    if isinstance(exc, ServiceUnavailable) and not isinstance(exc, LiveKitNotConfigured):
+        return EXIT_UNREACHABLE
+    return EXIT_DOMAIN
+
+
+def error_message(exc: VoicebookError) -> str:
+    """One line for stderr: the server's sentence, and what to do when it is about our options."""
+    from voicebook.errors import ConnectionFailed, TimedOut, Unauthorized
+
+    if isinstance(exc, ConnectionFailed) and exc.status is None and not isinstance(exc, TimedOut):
+        cause = exc.__cause__
+        why = f" ({type(cause).__name__}: {cause})" if cause is not None and str(cause) else ""
+        if "event stream" in exc.message:
+            why = f" ({exc.message})"
+        return (
+            f"cannot reach the voicebook server at {exc.url}{why}; is it running? "
+            "Pass --url or set VOICEBOOK_URL."
+        )
+    message = exc.message
+    if isinstance(exc, Unauthorized):
+        message += " Pass --api-key or set VOICEBOOK_API_KEY."
+    return f"{message} ({exc.code})"
+
+
+def fail_with(exc: VoicebookError, *, as_json: bool) -> NoReturn:
+    from voicebook.errors import SlotTaken
+
+    if as_json:
+        body: dict[str, Any] = {"code": exc.code, "message": exc.message, **exc.details}
+        if exc.status is not None:
+            body["status"] = exc.status
+        url = getattr(exc, "url", None)
+        if url:
+            body["url"] = url
+        typer.echo(json.dumps({"error": body}, indent=2, default=str))
+    elif isinstance(exc, SlotTaken) and exc.alternatives:
+        errors.print("free instead:", highlight=False)
+        for slot in exc.alternatives:
+            errors.print(f"  {slot.label}  --slot {slot.slot_id}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    fail(escape(error_message(exc)), exit_code(exc))
+
+
+def print_json(value: Any) -> None:
+    """A wire model, or a list of them, as indented JSON on stdout (nothing else)."""
+    from pydantic_core import to_json
+
+    typer.echo(to_json(value, indent=2).decode())
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+
+def slots_table(slots: list[Slot], title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("when", no_wrap=True)
+    table.add_column("start", no_wrap=True)
+    table.add_column("slot id", style="cyan", overflow="fold")
+    for slot in slots:
+        table.add_row(slot.label, slot.start.isoformat(timespec="minutes"), slot.slot_id)
+    return table
+
+
+STATUS_STYLE = {"confirmed": "green", "cancelled": "red", "rescheduled": "yellow"}
+
+
+def appointments_table(appointments: list[Appointment], title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("when", no_wrap=True)
+    table.add_column("status")
+    table.add_column("name")
+    table.add_column("notes")
+    table.add_column("appointment id", style="cyan", overflow="fold")
+    for item in appointments:
+        style = STATUS_STYLE.get(item.status, "")
+        table.add_row(
+            item.label,
+            f"[{style}]{item.status}[/]" if style else item.status,
+            item.name or "",
+            item.notes or "",
+            item.id,
+        )
+    return table
+
+
+def print_appointments(appointments: list[Appointment], title: str) -> None:
+    if appointments:
+        console.print(appointments_table(appointments, title))
+    else:
+        console.print(f"{title}: none", highlight=False)
+
+
+def print_summary(summary: Summary) -> None:
+    """A session's summary: the sentence, the caller, bookings, actions, preferences, cost."""
+    from rich.table import Table
+
+    console.print(f"[bold]summary[/]  {summary.summary}", highlight=False)
+    console.print(f"  caller       {summary.contact_number or '(not identified)'}", highlight=False)
+    if summary.duration_s is not None:
+        console.print(f"  duration     {summary.duration_s:.1f} s", highlight=False)
+    for action in summary.actions:
+        moved = f" (was {action.previous_label})" if action.previous_label else ""
+        console.print(f"  {action.kind:<12} {action.label}{moved}", highlight=False)
+    if summary.preferences:
+        console.print(f"  preferences  {'; '.join(summary.preferences)}", highlight=False)
+    if summary.cost:
+        total = summary.cost.get("total")
+        currency = summary.cost.get("currency", "")
+        if total is not None:
+            console.print(f"  cost         {total} {currency}".rstrip(), highlight=False)
+    if summary.booked_appointments:
+        table = Table(title="booked in this session", title_justify="left")
+        table.add_column("date", no_wrap=True)
+        table.add_column("time", no_wrap=True)
+        table.add_column("status")
+        table.add_column("name")
+        table.add_column("appointment id", style="cyan", overflow="fold")
+        for booked in summary.booked_appointments:
+            table.add_row(booked.date, booked.time, booked.status, booked.name or "", booked.id)
+        console.print(table)
+
+
+TOOL_STATUS_STYLE = {"started": "dim", "completed": "green", "failed": "bold red"}
+TYPE_STYLE = {
+    "status": "blue",
+    "tool_call": "magenta",
+    "transcript": "white",
+    "summary": "cyan",
+    "session_closed": "blue",
+}
+
+
+def event_line(event: Event) -> Text:
+    """One line of the timeline: local time, id, type, and what happened."""
+    from rich.text import Text
+
+    payload = event.payload
+    line = Text.assemble(
+        (event.timestamp.astimezone().strftime("%H:%M:%S"), "dim"),
+        " ",
+        (f"#{event.id:<3}", "dim"),
+        " ",
+        (f"{event.type:<14}", TYPE_STYLE.get(event.type, "")),
+        " ",
+    )
+    if event.type == "tool_call":
+        status = str(payload.get("status", ""))
+        line.append(f"{payload.get('name', '?')} ", "bold")
+        line.append(f"{status:<9}", TOOL_STATUS_STYLE.get(status, ""))
+        line.append(" ")
+        line.append(str(payload.get("detail", "")))
+        error = payload.get("error")
+        if isinstance(error, dict) and error.get("code"):
+            line.append(f" [{error['code']}]", "red")
+        duration = payload.get("duration_ms")
+        if isinstance(duration, (int, float)):
+            line.append(f" ({duration:.0f} ms)", "dim")
+    elif event.type == "status":
+        line.append(f"state {payload.get('state', '?')}")
+    elif event.type == "transcript":
+        line.append(f"{payload.get('role', '?')}: ", "bold")
+        line.append(str(payload.get("text", "")))
+        if payload.get("final") is False:
+            line.append(" …", "dim")
+    elif event.type == "summary":
+        line.append(str(payload.get("summary", "")))
+    elif event.type == "session_closed":
+        line.append("session closed")
+    else:
+        line.append(json.dumps(payload, default=str))
+    return line
