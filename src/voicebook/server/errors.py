@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voicebook.scheduling.errors import DomainError
-from voicebook.scheduling.service import validation_error
+from voicebook.scheduling.requests import validation_error
 
 log = logging.getLogger(__name__)
 _HTTP_CODES = {

@@ -1,0 +1,73 @@
+"""Tool requests: validation into spoken errors, fingerprints for retries, redaction for events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from voicebook.models import (
+    TOOL_REQUESTS,
+    Request,
+)
+from voicebook.scheduling.errors import (
+    DomainError,
+    InvalidInput,
+    InvalidTime,
+    NotFound,
+)
+from voicebook.scheduling.phone import mask_phone
+
+_TIME_FIELDS = frozenset({"start", "new_start", "date"})
+
+
+def parse_request(
+    name: str, payload: dict[str, Any] | Request, model: type[Request] | None = None
+) -> Request:
+    """Validate a tool (or report) request; bad fields become a DomainError that can be spoken."""
+    model = model or TOOL_REQUESTS.get(name)
+    if model is None:
+        raise NotFound(f"There is no tool called {name!r}.")
+    if isinstance(payload, model):
+        return payload
+    data = payload.model_dump() if isinstance(payload, Request) else payload
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc.errors()) from None
+
+
+def validation_error(errors: Sequence[Any], skip: Sequence[str] = ()) -> DomainError:
+    """The first validation problem as a sentence: `invalid_time` for times, else `invalid_input`.
+
+    `skip` drops location prefixes such as FastAPI's "body"/"query".
+    """
+    first = errors[0] if errors else {"loc": (), "msg": "it could not be read"}
+    loc = [str(part) for part in first.get("loc", ()) if str(part) not in skip]
+    where = loc[0] if loc else ""
+    if where in _TIME_FIELDS:
+        return InvalidTime(
+            f"I couldn't understand the {where.replace('_', ' ')}; please give a date and "
+            "time like 2027-12-02T15:00."
+        )
+    problem = str(first.get("msg", "")).removeprefix("Value error, ").rstrip(".")
+    subject = f"The {where.replace('_', ' ')}" if where else "The request"
+    return InvalidInput(f"{subject} is not valid: {problem}.", field=where or None)
+
+
+def request_hash(name: str, args: dict[str, Any]) -> str:
+    """Fingerprint of a call, to tell a retry from a different request under the same key."""
+    canonical = json.dumps([name, args], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def redact_args(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments as events show them: phones masked, the session id and empty ones left out."""
+    args = {k: v for k, v in arguments.items() if k != "session_id" and v is not None}
+    if "phone" in args:
+        digits = "".join(ch for ch in str(args["phone"]) if ch.isdigit())
+        args["phone"] = mask_phone(digits) if digits else "***"
+    return args
