@@ -46,6 +46,8 @@ def validation_error(errors: Sequence[Any], skip: Sequence[str] = ()) -> DomainE
     `skip` drops location prefixes such as FastAPI's "body"/"query".
     """
     first = errors[0] if errors else {"loc": (), "msg": "it could not be read"}
+    if first.get("type") == "json_invalid":
+        return InvalidInput("The request body is not valid JSON.")
     loc = [str(part) for part in first.get("loc", ()) if str(part) not in skip]
     where = loc[0] if loc else ""
     if where in _TIME_FIELDS:

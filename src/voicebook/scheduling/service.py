@@ -33,6 +33,7 @@ from voicebook.scheduling.errors import (
     IdempotencyConflict,
     SessionEnded,
     SessionNotFound,
+    StoreUnavailable,
     error_from_dict,
 )
 from voicebook.scheduling.ids import new_session_id
@@ -220,9 +221,11 @@ class SchedulingService(ToolHandlers):
             session_id = raw.get("session_id")
             if name in TOOL_REQUESTS and isinstance(session_id, str):
                 digest = request_hash(name, raw)
-                await self._record_failure(
+                previous = await self._record_failure(
                     name, session_id, raw, idempotency_key, digest, error, started
                 )
+                if previous is not None:  # a retry: the first answer, or a key conflict
+                    return self._from_previous(name, previous, digest)
             raise
         now = self.clock()
         args = request.model_dump(mode="json")
@@ -243,9 +246,11 @@ class SchedulingService(ToolHandlers):
         except _Replay as replay:
             return self._replayed(name, replay)
         except DomainError as error:
-            await self._record_failure(
+            previous = await self._record_failure(
                 name, request.session_id, args, idempotency_key, digest, error, started
             )
+            if previous is not None:  # a concurrent duplicate answered first
+                return self._from_previous(name, previous, digest)
             raise
         await self._publish(events)
         return ToolOutcome(done.response, events)
@@ -258,6 +263,12 @@ class SchedulingService(ToolHandlers):
         if existing.outcome is None or existing.body is None:  # claimed, never completed
             raise IdempotencyConflict("That request is still being processed; try again shortly.")
         raise _Replay(existing.outcome, existing.body)
+
+    def _from_previous(self, name: str, previous: IdempotencyRecord, digest: str) -> ToolOutcome:
+        try:
+            self._answer_from(previous, digest)
+        except _Replay as replay:
+            return self._replayed(name, replay)
 
     @staticmethod
     def _replayed(name: str, replay: _Replay) -> ToolOutcome:
@@ -305,7 +316,8 @@ class SchedulingService(ToolHandlers):
         )
         items.append(("tool_call", call.model_dump(mode="json")))
         items.extend(done.after)
-        return await tx.append_events(session, items, now, **fields, **done.session_fields)
+        fields.update(done.session_fields)  # a tool's own state (ended) wins over "active"
+        return await tx.append_events(session, items, now, **fields)
 
     async def _record_failure(
         self,
@@ -316,18 +328,24 @@ class SchedulingService(ToolHandlers):
         digest: str,
         error: DomainError,
         started: float,
-    ) -> None:
-        """Log a refused call as a failed tool_call event and remember it under its key."""
+    ) -> IdempotencyRecord | None:
+        """Log a refused call as a failed tool_call event and remember it under its key.
+
+        Returns the record already stored under the key, if any: then this call is a retry (or a
+        concurrent duplicate) and must be answered from it instead.
+        """
         if isinstance(error, (SessionNotFound, SessionEnded, IdempotencyConflict)):
-            return  # nothing to attach an event to, or the key belongs to another answer
+            return None  # nothing to attach an event to, or the key belongs to another answer
+        if isinstance(error, StoreUnavailable):
+            return None  # not an answer: the retry must run for real (and the store is away)
         now = self.clock()
         async with self.store.transaction() as tx:
             start = await tx.begin_call(session_id, now, key, digest)
             session = start.session
             if start.previous is not None:
-                return  # a concurrent duplicate recorded its own answer first
+                return start.previous  # the key already has an answer
             if session is None or session.state == "ended":
-                return
+                return None
             call = ToolCallEvent(
                 id=key or f"call_{session.last_event_id + 1}",
                 name=name,

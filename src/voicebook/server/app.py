@@ -16,7 +16,6 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
@@ -28,7 +27,7 @@ from voicebook.scheduling.service import SchedulingService
 from voicebook.server import browser, ops, tools, websocket
 from voicebook.server.context import ServerContext
 from voicebook.server.errors import install_error_handlers
-from voicebook.server.limits import BodySizeLimit, RateLimiter
+from voicebook.server.limits import BodySizeLimit, JsonCORSMiddleware, RateLimiter
 from voicebook.server.observability import Metrics, RequestContext
 from voicebook.store import create_store
 
@@ -103,16 +102,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(websocket.router)
     app.include_router(tools.router)
     app.include_router(ops.router)
+    # Added innermost first: CORS is outermost, so even a 413 or a 500 is readable by the page.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, metrics=metrics)
     app.add_middleware(
-        CORSMiddleware,
+        JsonCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["*"],
         expose_headers=["Idempotent-Replayed", "X-Request-ID", "Retry-After"],
         max_age=600,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContext, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -128,7 +128,22 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         [(model, "validation") for model in tools.EXTRA_SCHEMAS],
         ref_template="#/components/schemas/{model}",
     )
-    schema.setdefault("components", {}).setdefault("schemas", {}).update(extra.get("$defs", {}))
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(extra.get("$defs", {}))
+    # Every error answer is the ErrorBody shape (FastAPI would document its own 422), and every
+    # body-taking operation can answer 413.
+    error_body = {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    }
+    for item in schema["paths"].values():
+        for method, operation in item.items():
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                responses["422"] = {"description": "Invalid input.", **error_body}
+            if method == "post":
+                responses.setdefault("413", {"description": "Body too large.", **error_body})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
     app.openapi_schema = schema
     return schema
 

@@ -31,6 +31,8 @@ from voicebook.store.base import EventRecord
 router = APIRouter(tags=["browser"])
 Ctx = Annotated[ServerContext, Depends(context)]
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+MAX_EVENT_ID = 2**62
+"""Larger `after` values cannot be event ids (and would overflow the databases' integers)."""
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Unknown session."},
     422: {"model": ErrorBody, "description": "Invalid input."},
@@ -160,7 +162,7 @@ async def session_tools(session_id: SessionId, ctx: Ctx) -> Any:
 async def session_events(
     session_id: SessionId,
     ctx: Ctx,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> Any:
     events = await ctx.service.session_events(session_id, after, limit)

@@ -58,6 +58,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:  # FastAPI could not decode the body (e.g. not UTF-8)
+            return error_response(422, "invalid_input", "The request body is not valid JSON.")
         code, message = _HTTP_CODES.get(error.status_code, ("http_error", str(error.detail)))
         if isinstance(error.detail, str) and error.status_code not in (404, 405):
             message = error.detail

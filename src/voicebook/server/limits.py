@@ -7,6 +7,9 @@ import math
 import time
 from collections import deque
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -46,24 +49,32 @@ class BodySizeLimit:
             await self._reject(send)
             return
         received = 0
-        started = False
+        too_large = started = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    too_large = True
                     raise _TooLarge()
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
+            # Once the body overflowed, whatever the app makes of _TooLarge (FastAPI turns it into
+            # a 400) is replaced by the 413.
             nonlocal started
+            if too_large:
+                if not started:
+                    started = True
+                    await self._reject(send)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, guarded_send)
         except _TooLarge:
             if not started:
                 await self._reject(send)
@@ -71,6 +82,28 @@ class BodySizeLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, except that a refused preflight is our JSON error, like every answer."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {
+            k: v for k, v in response.headers.items() if k not in ("content-type", "content-length")
+        }
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "cors_refused",
+                    "message": "This origin, method or header is not allowed to call the API.",
+                }
+            },
+            status_code=response.status_code,
+            headers=headers,
+        )
 
 
 class RateLimiter:

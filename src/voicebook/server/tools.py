@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from voicebook.models import (
     TOOL_NAMES,
@@ -55,16 +56,19 @@ class Unauthorized(DomainError):
     )
 
 
-async def require_service_key(request: Request) -> None:
+_bearer = HTTPBearer(auto_error=False, description="VOICEBOOK_API_KEY, when one is configured.")
+
+
+async def require_service_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
     """Bearer auth with the service key, compared in constant time, whenever a key is set."""
     expected = request.app.state.ctx.settings.api_key
     if expected is None:
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), expected.get_secret_value().encode()
-    ):
+    given = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
         raise Unauthorized()
 
 

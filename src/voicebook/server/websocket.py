@@ -19,8 +19,8 @@ import time
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from voicebook.events.base import Signal, Subscription
-from voicebook.scheduling.errors import DomainError
-from voicebook.server.browser import SESSION_ID, envelope_json
+from voicebook.scheduling.errors import DomainError, SessionNotFound
+from voicebook.server.browser import MAX_EVENT_ID, SESSION_ID, envelope_json
 from voicebook.server.context import ServerContext
 from voicebook.store.base import EventRecord
 
@@ -29,6 +29,7 @@ RESYNC_S = 15.0
 PAGE = 500
 CLOSE_SLOW = 1013
 CLOSE_NOT_FOUND = 4404
+CLOSE_RETRY = 1011
 
 
 class _Stream:
@@ -79,13 +80,17 @@ async def _resync_timer(subscription: Subscription) -> None:
 @router.websocket("/session/{session_id}/events")
 async def session_events_ws(websocket: WebSocket, session_id: str, after: int = 0) -> None:
     ctx: ServerContext = websocket.app.state.ctx
-    if not SESSION_ID.match(session_id) or after < 0:
+    if not SESSION_ID.match(session_id) or not 0 <= after <= MAX_EVENT_ID:
         await websocket.close(code=CLOSE_NOT_FOUND, reason="unknown session")
         return
     try:
         await ctx.service.get_session(session_id)
-    except DomainError as error:
+    except SessionNotFound as error:
         await websocket.close(code=CLOSE_NOT_FOUND, reason=error.message[:120])
+        return
+    except DomainError:  # the store is away: tell the page to try again, not "no such session"
+        await websocket.accept()
+        await websocket.close(code=CLOSE_RETRY, reason="store unavailable; reconnect")
         return
     await websocket.accept()
     subscription = ctx.bus.subscribe(session_id)
@@ -122,7 +127,7 @@ async def session_events_ws(websocket: WebSocket, session_id: str, after: int = 
         await websocket.close(code=1000, reason="session closed")
     except DomainError:  # the store went away: the client reconnects with ?after=
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await websocket.close(code=1011, reason="store unavailable; reconnect")
+            await websocket.close(code=CLOSE_RETRY, reason="store unavailable; reconnect")
     except WebSocketDisconnect:
         return  # the client left; it resumes with ?after=
     finally:
