@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import booking
+import cli_cold_start
 import fanout
 import fetch_slots
 import http_loopback
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[bool], Awaitable[None]]]] = {
     "booking.postgres": ("B: booking vs bare INSERT, Postgres", booking.run),
     "http.postgres": ("C: HTTP on loopback vs a bare FastAPI INSERT, Postgres", http_loopback.run),
     "fanout.redis": ("D: one event to 500 WebSockets over 2 processes, Redis", fanout.run),
+    "cli.cold_start": ("E: CLI cold start, fresh processes", cli_cold_start.run),
 }
 
 

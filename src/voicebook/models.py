@@ -33,11 +33,29 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def contains_nul(value: Any) -> bool:
+    """True when a string anywhere in `value` holds U+0000 (which Postgres text cannot store)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(contains_nul(v) for v in value)
+    return False
+
+
 class Request(WireModel):
     """Tool requests refuse unknown fields so a misspelt argument is an error, not silently lost."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     session_id: str = Field(min_length=1, max_length=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if contains_nul(data):
+            raise ValueError("text cannot contain NUL characters")
+        return data
 
 
 # --- results -----------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ is imported by `voicebook --help`.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
 
@@ -67,14 +66,27 @@ AsJson = Annotated[
 def connect(url: str | None, api_key: str | None) -> Iterator[Client]:
     """The command's SDK client: a few quick retries (a command should fail fast when the server
     is down, yet ride out a brief 429/503)."""
+    import ssl
+
+    import httpx
+
     from voicebook.sdk import Client, RetryPolicy
+    from voicebook.sdk.protocol import DEFAULT_TIMEOUT_S, resolve_base_url
 
     retry = RetryPolicy(max_attempts=3, max_total_s=10.0, base_delay_s=0.25, max_delay_s=2.0)
     try:
-        client = Client(url, api_key, retry=retry)
+        base_url = resolve_base_url(url)
     except ValueError as exc:  # the URL is not http(s)://
-        fail(f"--url: {exc}", EXIT_USAGE)
-    with client:
+        from rich.markup import escape
+
+        fail(escape(f"--url: {exc}"), EXIT_USAGE)
+    # Plain http never does TLS, so skip loading the CA bundle (tens of ms of a cold start): a
+    # bare client context that verifies certificates but trusts no CA, so TLS fails closed.
+    verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) if base_url.startswith("http://") else True
+    with (
+        httpx.Client(timeout=DEFAULT_TIMEOUT_S, verify=verify) as http,
+        Client(base_url, api_key, retry=retry, http_client=http) as client,
+    ):
         yield client
 
 
@@ -123,11 +135,9 @@ def error_message(exc: VoicebookError) -> str:
 
     if isinstance(exc, ConnectionFailed) and exc.status is None and not isinstance(exc, TimedOut):
         cause = exc.__cause__
-        why = f" ({type(cause).__name__}: {cause})" if cause is not None and str(cause) else ""
-        if "event stream" in exc.message:
-            why = f" ({exc.message})"
+        detail = f"{type(cause).__name__}: {cause}" if cause and str(cause) else exc.message
         return (
-            f"cannot reach the voicebook server at {exc.url}{why}; is it running? "
+            f"cannot reach the voicebook server at {exc.url} ({detail}); is it running? "
             "Pass --url or set VOICEBOOK_URL."
         )
     message = exc.message
@@ -137,6 +147,8 @@ def error_message(exc: VoicebookError) -> str:
 
 
 def fail_with(exc: VoicebookError, *, as_json: bool) -> NoReturn:
+    import json
+
     from voicebook.errors import SlotTaken
 
     if as_json:
@@ -166,13 +178,18 @@ def print_json(value: Any) -> None:
 # --- rendering ------------------------------------------------------------------------------------
 
 
+def _widest(items: list[Any], field: str) -> int:
+    """Ids are copied from tables into the next command: their column never wraps or shrinks."""
+    return max((len(getattr(item, field)) for item in items), default=0)
+
+
 def slots_table(slots: list[Slot], title: str) -> Table:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    table.add_column("when", no_wrap=True)
+    table.add_column("when", ratio=1)
     table.add_column("start", no_wrap=True)
-    table.add_column("slot id", style="cyan", overflow="fold")
+    table.add_column("slot id", style="cyan", no_wrap=True, min_width=_widest(slots, "slot_id"))
     for slot in slots:
         table.add_row(slot.label, slot.start.isoformat(timespec="minutes"), slot.slot_id)
     return table
@@ -185,11 +202,13 @@ def appointments_table(appointments: list[Appointment], title: str) -> Table:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    table.add_column("when", no_wrap=True)
-    table.add_column("status")
+    table.add_column("when", ratio=1)
+    table.add_column("status", no_wrap=True, min_width=11)
     table.add_column("name")
     table.add_column("notes")
-    table.add_column("appointment id", style="cyan", overflow="fold")
+    table.add_column(
+        "appointment id", style="cyan", no_wrap=True, min_width=_widest(appointments, "id")
+    )
     for item in appointments:
         style = STATUS_STYLE.get(item.status, "")
         table.add_row(
@@ -231,9 +250,14 @@ def print_summary(summary: Summary) -> None:
         table = Table(title="booked in this session", title_justify="left")
         table.add_column("date", no_wrap=True)
         table.add_column("time", no_wrap=True)
-        table.add_column("status")
+        table.add_column("status", no_wrap=True, min_width=11)
         table.add_column("name")
-        table.add_column("appointment id", style="cyan", overflow="fold")
+        table.add_column(
+            "appointment id",
+            style="cyan",
+            no_wrap=True,
+            min_width=_widest(summary.booked_appointments, "id"),
+        )
         for booked in summary.booked_appointments:
             table.add_row(booked.date, booked.time, booked.status, booked.name or "", booked.id)
         console.print(table)
@@ -286,5 +310,7 @@ def event_line(event: Event) -> Text:
     elif event.type == "session_closed":
         line.append("session closed")
     else:
+        import json
+
         line.append(json.dumps(payload, default=str))
     return line

@@ -23,10 +23,29 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-SessionId = Annotated[str, typer.Argument(help="The session id.", show_default=False)]
+SessionArg = Annotated[
+    Optional[str],  # noqa: UP045 - Typer reads the annotation at run time on Python 3.10
+    typer.Argument(help="The session id (or --session).", show_default=False),
+]
+SessionOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--session",
+        help="The session id, as an option (for ids that start with '-').",
+        show_default=False,
+    ),
+]
 EXIT_INTERRUPTED = 130
 PAGE = 1000
 """Events per GET of the log (the server's largest page)."""
+
+
+def _session_id(argument: str | None, option: str | None) -> str:
+    if argument is None and option is None:
+        raise typer.BadParameter("the session id is missing", param_hint="SESSION_ID / '--session'")
+    if argument is not None and option is not None and argument != option:
+        raise typer.BadParameter("give the session id once", param_hint="SESSION_ID / '--session'")
+    return argument if argument is not None else option  # type: ignore[return-value]
 
 
 @app.command()
@@ -49,9 +68,14 @@ def start(as_json: AsJson = False, url: Url = None, api_key: ApiKey = None) -> N
 
 @app.command()
 def show(
-    session_id: SessionId, as_json: AsJson = False, url: Url = None, api_key: ApiKey = None
+    session_id: SessionArg = None,
+    session: SessionOpt = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Show a session: state, caller (phone masked), timestamps, and its summary once ended."""
+    session_id = _session_id(session_id, session)
     with remote.connect(url, api_key) as vb:
         view = remote.call(
             "reading the session…", lambda: vb.get_session(session_id), as_json=as_json
@@ -79,9 +103,14 @@ def show(
 
 @app.command()
 def end(
-    session_id: SessionId, as_json: AsJson = False, url: Url = None, api_key: ApiKey = None
+    session_id: SessionArg = None,
+    session: SessionOpt = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: ApiKey = None,
 ) -> None:
     """End a session (the page's hang-up) and print its summary. Safe to repeat."""
+    session_id = _session_id(session_id, session)
     with remote.connect(url, api_key) as vb:
         ended = remote.call(
             "ending the session…", lambda: vb.end_session(session_id), as_json=as_json
@@ -95,7 +124,8 @@ def end(
 
 @app.command()
 def events(
-    session_id: SessionId,
+    session_id: SessionArg = None,
+    session: SessionOpt = None,
     follow: Annotated[
         bool,
         typer.Option(
@@ -120,6 +150,7 @@ def events(
 ) -> None:
     """A session's event timeline: time, type, tool name/status/detail… (GET the log, or
     --follow it live)."""
+    session_id = _session_id(session_id, session)
     with remote.connect(url, api_key) as vb:
         if follow:
             _follow(vb, session_id, after, as_json=as_json)
@@ -160,6 +191,8 @@ def _follow(vb: Client, session_id: str, after: int | None, *, as_json: bool) ->
                 else:
                     console.print(remote.event_line(event), soft_wrap=True)
     except VoicebookError as exc:
+        if stream.last_id and not as_json:
+            errors.print(f"resume with --after {stream.last_id}", highlight=False)
         remote.fail_with(exc, as_json=as_json)
     except KeyboardInterrupt:
         errors.print(

@@ -66,9 +66,20 @@ def request_hash(name: str, args: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _printable(value: Any) -> Any:
+    """`value` with NUL characters dropped: the raw arguments of a refused call reach the log."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
+
+
 def redact_args(arguments: dict[str, Any]) -> dict[str, Any]:
     """Arguments as events show them: phones masked, the session id and empty ones left out."""
-    args = {k: v for k, v in arguments.items() if k != "session_id" and v is not None}
+    args = {k: v for k, v in _printable(arguments).items() if k != "session_id" and v is not None}
     if "phone" in args:
         digits = "".join(ch for ch in str(args["phone"]) if ch.isdigit())
         args["phone"] = mask_phone(digits) if digits else "***"

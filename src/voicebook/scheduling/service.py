@@ -219,7 +219,7 @@ class SchedulingService(ToolHandlers):
             # A malformed call is still a failed tool call on its session's log.
             raw = payload if isinstance(payload, dict) else payload.model_dump(mode="json")
             session_id = raw.get("session_id")
-            if name in TOOL_REQUESTS and isinstance(session_id, str):
+            if name in TOOL_REQUESTS and isinstance(session_id, str) and "\x00" not in session_id:
                 digest = request_hash(name, raw)
                 previous = await self._record_failure(
                     name, session_id, raw, idempotency_key, digest, error, started
