@@ -6,7 +6,6 @@ Exit codes: 0 ok, 1 a domain error (its sentence is printed), 2 a usage or confi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, NoReturn, Optional, TypeVar
@@ -42,6 +41,7 @@ def load_settings(**overrides: Any) -> Any:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine, mapping the failures a user can meet to a message and an exit code."""
+    import asyncio  # here, not at module level: `voicebook --help` stays fast
     import logging
 
     # The pool logs every failed reconnect attempt; the one error below says it once.

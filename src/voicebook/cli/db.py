@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from voicebook.cli.common import DatabaseUrl, console, load_settings, opened_store, run
 
@@ -35,6 +34,8 @@ def status(database_url: DatabaseUrl = None) -> None:
             return store.display_url, await store.migration_state()
 
     where, state = run(read())
+    from rich.table import Table
+
     table = Table(title=f"migrations of {where}")
     table.add_column("version")
     table.add_column("name")

@@ -6,7 +6,6 @@ from datetime import date
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from voicebook.cli.common import (
     EXIT_USAGE,
@@ -53,6 +52,8 @@ def slots(
         typer.echo(result.model_dump_json(indent=2))
         return
     title = f"free slots ({result.timezone})" + (f" on {day}" if day else "")
+    from rich.table import Table
+
     table = Table(title=title)
     table.add_column("when", no_wrap=True)
     table.add_column("start")
