@@ -237,8 +237,13 @@ def test_browser_endpoints_need_no_key(http: httpx.Client) -> None:
     # Not configured here, but that is the answer, not a 401.
     expect_error(http.post("/livekit/token", json={"session_id": session_id}), 503)
     assert http.post(f"/session/{session_id}/end").status_code == 200
-    for path in ("/healthz", "/readyz", "/metrics"):
-        assert http.get(path).status_code == 200, path
+    assert http.get("/healthz").status_code == 200  # liveness is open; readiness is not
+
+
+def test_readiness_and_metrics_need_the_key(http: httpx.Client) -> None:
+    for path in ("/readyz", "/metrics"):
+        expect_error(http.get(path), 401, "unauthorized")
+        assert http.get(path, headers=AUTH).status_code == 200, path
 
 
 async def test_websocket_needs_no_key(server: Server) -> None:
@@ -404,11 +409,11 @@ def test_livekit_token_without_configuration_is_503(http: httpx.Client) -> None:
 
 def test_health_ready_and_metrics(http: httpx.Client) -> None:
     assert ok(http.get("/healthz")) == {"status": "ok"}
-    assert ok(http.get("/readyz")) == {"status": "ready"}
+    assert ok(http.get("/readyz", headers=AUTH)) == {"status": "ready"}
     session_id = start(http)
     ok(tool(http, "fetch_slots", session_id, limit=1))
     expect_error(tool(http, "book_appointment", session_id, slot_id="slot_x"), 409)
-    metrics = http.get("/metrics")
+    metrics = http.get("/metrics", headers=AUTH)
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
@@ -592,7 +597,7 @@ def test_no_server_errors_anywhere(server: Server, http: httpx.Client) -> None:
         assert answer.status_code < 500 or (
             answer.status_code == 503 and where.endswith("/livekit/token")
         ), where
-    metrics = http.get("/metrics").text
+    metrics = http.get("/metrics", headers=AUTH).text
     statuses = set(
         re.findall(r'voicebook_http_request_duration_seconds_count\{[^}]*status="(\d+)"', metrics)
     )

@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(websocket.router)
     app.include_router(tools.router)
     app.include_router(ops.router)
+    app.include_router(ops.guarded)
     # Added innermost first: CORS is outermost, so even a 413 or a 500 is readable by the page.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=metrics)
@@ -142,6 +143,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 responses["422"] = {"description": "Invalid input.", **error_body}
             if method == "post":
                 responses.setdefault("413", {"description": "Body too large.", **error_body})
+            if operation.get("security"):
+                responses.setdefault("401", {"description": "Missing or wrong key.", **error_body})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     app.openapi_schema = schema

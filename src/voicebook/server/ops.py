@@ -12,8 +12,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from voicebook.models import ErrorBody, Health
 from voicebook.scheduling.errors import StoreUnavailable
 from voicebook.server.context import ServerContext, context
+from voicebook.server.tools import require_service_key
 
 router = APIRouter(tags=["operations"])
+guarded = APIRouter(tags=["operations"], dependencies=[Depends(require_service_key)])
+"""Readiness and metrics need the service key when one is set (DESIGN §3); /healthz stays open
+for load balancers and says nothing but "up"."""
 Ctx = Annotated[ServerContext, Depends(context)]
 READY_TIMEOUT_S = 3.0
 
@@ -23,7 +27,7 @@ async def healthz() -> Any:
     return Health(status="ok")
 
 
-@router.get(
+@guarded.get(
     "/readyz",
     response_model=Health,
     responses={503: {"model": ErrorBody, "description": "The store is unreachable."}},
@@ -37,6 +41,6 @@ async def readyz(ctx: Ctx) -> Any:
     return Health(status="ready")
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@guarded.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(ctx: Ctx) -> Response:
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

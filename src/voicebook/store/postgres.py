@@ -27,6 +27,7 @@ from voicebook.store.migrations import MIGRATIONS_TABLE, Migration, MigrationSta
 from voicebook.store.sql import JSON_COLUMNS, Connection, Dialect, SqlTransaction
 
 TRANSACTION_POOLER_PORT = 6543
+RECONNECT_BUDGET_S = 10.0
 MIGRATION_LOCK = int.from_bytes(
     hashlib.sha256(b"voicebook.migrate").digest()[:8], "big", signed=True
 )
@@ -133,6 +134,10 @@ class PostgresStore:
             },
             configure=self._configure,
             timeout=self._connect_timeout,
+            # The pool retries a lost connection with doubling delays until this runs out; a
+            # short budget keeps it from sleeping for minutes after a long outage (a request
+            # waiting for a connection starts a fresh attempt once it gives up).
+            reconnect_timeout=RECONNECT_BUDGET_S,
             open=False,
         )
         await pool.open(wait=False)
