@@ -17,8 +17,28 @@ The SDK depends on httpx, websockets and pydantic only: it never imports FastAPI
 driver or LiveKit.
 """
 
-from voicebook.sdk.async_client import AsyncClient, AsyncEventStream
-from voicebook.sdk.client import Client, EventStream
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from voicebook.sdk.retry import NO_RETRY, RetryPolicy
 
+if TYPE_CHECKING:
+    from voicebook.sdk.async_client import AsyncClient, AsyncEventStream
+    from voicebook.sdk.client import Client, EventStream
+
 __all__ = ["NO_RETRY", "AsyncClient", "AsyncEventStream", "Client", "EventStream", "RetryPolicy"]
+_LAZY = {
+    "Client": "voicebook.sdk.client",
+    "EventStream": "voicebook.sdk.client",
+    "AsyncClient": "voicebook.sdk.async_client",
+    "AsyncEventStream": "voicebook.sdk.async_client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load each client on first use: a sync caller (the CLI) never pays for the async one."""
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
