@@ -124,6 +124,8 @@ def test_overlap_error_names_the_day_and_ranges() -> None:
         "mon 09:00-17:00",
         "mon 09:00-12:00 13:00-17:00, sat 10:00-14:00",
         "tue 00:00-24:00, sun 06:05-07:10",
+        "mon-fri 09:00-17:00, sat 10:00-14:00",
+        "mon-tue 08:00-12:00, wed 08:00-12:00 13:00-15:00, thu-fri 08:00-12:00",
     ],
 )
 def test_format_hours_round_trips(text: str) -> None:
@@ -132,8 +134,9 @@ def test_format_hours_round_trips(text: str) -> None:
 
 
 def test_format_hours_is_canonical() -> None:
-    assert format_hours(parse_hours("Monday-Tuesday 9:00-10:30")) == (
-        "mon 09:00-10:30, tue 09:00-10:30"
+    assert format_hours(parse_hours("Monday-Tuesday 9:00-10:30")) == "mon-tue 09:00-10:30"
+    assert format_hours(parse_hours("mon 09:00-10:00, wed 09:00-10:00")) == (
+        "mon 09:00-10:00, wed 09:00-10:00"  # not consecutive: not a range
     )
 
 

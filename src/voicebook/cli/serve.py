@@ -33,6 +33,7 @@ def serve(
     import uvicorn
 
     from voicebook.config import redact_url
+    from voicebook.scheduling.hours import format_hours
     from voicebook.server.observability import configure_logging
 
     settings = load_settings()
@@ -58,6 +59,8 @@ def serve(
     bus = f"redis {redact_url(settings.redis_url)}" if settings.redis_url else "in-process"
     auth = "on (service key)" if settings.api_key else "off (no VOICEBOOK_API_KEY)"
     console.print(f"  events     {bus}", highlight=False)
+    hours = format_hours(settings.rules.weekly)
+    console.print(f"  hours      {hours} ({settings.timezone})", highlight=False)
     console.print(f"  auth       {auth}", highlight=False)
     configure_logging(log_level)
     uvicorn.run(

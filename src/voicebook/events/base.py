@@ -73,14 +73,8 @@ class LocalFanout:
         for subscription in tuple(self._subscribers.get(event.session_id, ())):
             subscription.offer(event)
 
-    @property
-    def count(self) -> int:
-        return sum(len(s) for s in self._subscribers.values())
-
 
 class EventBus(Protocol):
-    name: str
-
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def publish(self, events: Sequence[EventRecord]) -> None: ...

@@ -9,8 +9,6 @@ from voicebook.store.base import EventRecord
 
 
 class InProcessBus:
-    name = "in-process"
-
     def __init__(self) -> None:
         self._fanout = LocalFanout()
 

@@ -51,8 +51,6 @@ def decode(data: str | bytes) -> tuple[EventRecord, float]:
 
 
 class RedisBus:
-    name = "redis"
-
     def __init__(self, url: str, *, on_lag: Callable[[float], None] | None = None) -> None:
         self.url = url
         self.display_url = redact_url(url)

@@ -110,9 +110,18 @@ def parse_hours(text: str) -> WeeklyHours:
 
 
 def format_hours(weekly: WeeklyHours) -> str:
-    """The canonical text form of weekly hours (inverse of `parse_hours`)."""
+    """The canonical text form of weekly hours (inverse of `parse_hours`); consecutive days with
+    the same ranges are written as one day range: "mon-fri 09:00-17:00, sat 10:00-14:00"."""
+    groups: list[tuple[int, int, tuple[TimeRange, ...]]] = []
+    for day, ranges in sorted(weekly.items()):
+        if groups and groups[-1][1] == day - 1 and groups[-1][2] == ranges:
+            groups[-1] = (groups[-1][0], day, ranges)
+        else:
+            groups.append((day, day, ranges))
     return ", ".join(
-        f"{DAY_NAMES[day]} {' '.join(str(r) for r in ranges)}" for day, ranges in weekly.items()
+        f"{DAY_NAMES[first]}{'-' + DAY_NAMES[last] if last != first else ''} "
+        + " ".join(str(r) for r in ranges)
+        for first, last, ranges in groups
     )
 
 
