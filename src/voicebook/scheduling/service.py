@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from voicebook.models import (
     TOOL_REQUESTS,
@@ -67,11 +67,22 @@ class ToolOutcome:
     replayed: bool = False
 
 
+M = TypeVar("M", bound=WireModel)
+
+
 class _Replay(Exception):
     """Raised inside the transaction to roll it back and answer from the idempotency record."""
 
     def __init__(self, outcome: str, body: dict[str, Any]) -> None:
         self.outcome, self.body = outcome, body
+
+    def answer(self, model: type[M]) -> M:
+        """The stored answer as `model`, or the stored refusal raised again (marked replayed)."""
+        if self.outcome == "error":
+            error = error_from_dict(self.body)
+            error.replayed = True  # type: ignore[attr-defined]
+            raise error
+        return model.model_validate(self.body)
 
 
 class SchedulingService(ToolHandlers):
@@ -197,9 +208,7 @@ class SchedulingService(ToolHandlers):
                     )
                 events = await tx.append_events(session, items, now, **fields)
         except _Replay as replay:
-            if replay.outcome == "error":
-                raise error_from_dict(replay.body) from None
-            return AgentReportResponse.model_validate(replay.body)
+            return replay.answer(AgentReportResponse)
         await self._publish(events)
         return answer
 
@@ -272,12 +281,7 @@ class SchedulingService(ToolHandlers):
 
     @staticmethod
     def _replayed(name: str, replay: _Replay) -> ToolOutcome:
-        if replay.outcome == "error":
-            error = error_from_dict(replay.body)
-            error.replayed = True  # type: ignore[attr-defined]
-            raise error
-        response = TOOL_RESPONSES[name].model_validate(replay.body)
-        return ToolOutcome(response, [], replayed=True)
+        return ToolOutcome(replay.answer(TOOL_RESPONSES[name]), [], replayed=True)
 
     @staticmethod
     def _open_session(session: SessionRecord | None) -> SessionRecord:

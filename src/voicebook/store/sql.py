@@ -159,11 +159,9 @@ class SqlTransaction:
 
     # --- sessions and events ------------------------------------------------------------------
 
-    async def get_session(self, session_id: str, *, lock: bool = False) -> SessionRecord | None:
-        row = await self._one(
-            "SELECT * FROM sessions WHERE id = :id" + (self._dialect.lock_clause if lock else ""),
-            id=session_id,
-        )
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        """The session, unlocked (writers lock it through `begin_call`)."""
+        row = await self._one("SELECT * FROM sessions WHERE id = :id", id=session_id)
         return _row(SessionRecord, self._dialect, row) if row else None
 
     async def insert_session(self, session_id: str, now: datetime) -> SessionRecord:
@@ -186,7 +184,7 @@ class SqlTransaction:
         """Append events to the session's log and apply session field changes, in one batch.
 
         Ids continue from `session.last_event_id`, so the caller must hold the session row lock
-        (`get_session(..., lock=True)` in this transaction); that lock is what orders appends.
+        (taken by `begin_call` in this transaction); that lock is what orders appends.
         """
         unknown = set(fields) - _SESSION_FIELDS
         if unknown:
