@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         default=65_536, ge=1024, description="Largest request body accepted, in bytes."
     )
 
+    llm_model: str | None = Field(
+        default=None,
+        description="The agent's model at OPENAI_API_BASE (default: OPENROUTER_MODEL, "
+        "else gpt-4o-mini).",
+    )
+
     # --- prices for the cost in summaries (USD; estimates, set your own) -------------------------
     price_llm_input_per_1m: float = Field(
         default=0.15, ge=0, description="LLM input tokens, per million (any model not listed)."

@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from voicebook import __version__
-from voicebook.cli import db, serve, session, slots, tool
+from voicebook.cli import agent, db, serve, session, slots, tool
+from voicebook.cli import call as call_cmd
+from voicebook.cli import evaluate as eval_cmd
 from voicebook.cli import token as token_cmd
 
 app = typer.Typer(
@@ -22,6 +24,9 @@ app.command()(serve.serve)
 app.command()(token_cmd.token)
 app.add_typer(session.app, name="session")
 app.add_typer(tool.app, name="tool")
+app.add_typer(agent.app, name="agent")
+app.command(name="call")(call_cmd.call)
+app.command(name="eval")(eval_cmd.evaluate)
 
 
 def _version(value: bool) -> None:

@@ -79,3 +79,12 @@ async def opened_store(settings: Any, *, managing_schema: bool = False) -> Async
         raise StoreUnavailable(f"Cannot reach the database at {where}{cause}.") from None
     finally:
         await store.close()
+
+
+def require_agent_extra() -> None:
+    """End the command with the exact install line when the `agent` extra is missing."""
+    from voicebook.agent import agent_extra_missing, install_hint
+
+    missing = agent_extra_missing()
+    if missing:
+        fail(install_hint(missing), EXIT_USAGE)

@@ -1,0 +1,149 @@
+"""`CallLink`: binds one livekit `AgentSession` to its voicebook server session.
+
+- the session's tools go to the server (`tools`, a `ServerTools`);
+- its final transcript lines and usage go to the server in batches (`reporter`);
+- `end_conversation` lets the goodbye play, then ends the session on the server (which builds
+  the summary) and closes the agent session;
+- when the session closes any other way (the caller hung up, the LLM failed for good, the
+  terminal closed), the rest is reported with `hangup`, so the server summarises the call anyway;
+- when the LLM fails for good, the caller hears an apology instead of silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from livekit.agents import AgentSession, RunContext
+from livekit.agents.llm import ChatMessage
+
+from voicebook.agent.reporting import CallReporter, usage_totals
+from voicebook.agent.tools import ServerTools, ToolObserver
+from voicebook.errors import VoicebookError
+from voicebook.models import EndConversationResponse, Summary, Usage
+from voicebook.sdk import AsyncClient
+
+logger = logging.getLogger("voicebook.agent")
+
+APOLOGY = (
+    "I'm sorry, I'm having trouble on my end right now. Nothing has been changed; "
+    "please call back in a few minutes."
+)
+GOODBYE_CUE = "The call is ending now: say a short goodbye and nothing else."
+
+
+class CallLink:
+    def __init__(
+        self,
+        client: AsyncClient,
+        session_id: str,
+        *,
+        observer: ToolObserver | None = None,
+        report_interval: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.session_id = session_id
+        self.tools = ServerTools(client, session_id, observer)
+        self.reporter = CallReporter(client, session_id, self.usage, interval=report_interval)
+        self.summary: Summary | None = None
+        self.closed = asyncio.Event()
+        self.llm_failed = False
+        self.ending = False
+        """The model called end_conversation: the call ends after the goodbye."""
+        self.avatar_started_at: float | None = None
+        self._session: AgentSession | None = None
+        self._ending: asyncio.Task[None] | None = None
+        self._ended = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- wiring ------------------------------------------------------------------------------
+
+    def attach(self, session: AgentSession) -> None:
+        self._session = session
+        session.on("conversation_item_added", self._on_item)
+        session.on("error", self._on_error)
+        session.on("close", self._on_close)
+        self.reporter.start()
+
+    def usage(self) -> Usage:
+        avatar = time.monotonic() - self.avatar_started_at if self.avatar_started_at else 0.0
+        model_usage = self._session.usage.model_usage if self._session else []
+        return usage_totals(model_usage, avatar)
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run `coro` as a task this link keeps (so it is not garbage-collected mid-way)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _on_item(self, event: Any) -> None:
+        item = event.item
+        if isinstance(item, ChatMessage) and item.role in ("user", "assistant"):
+            self.reporter.add_line(
+                "user" if item.role == "user" else "agent", item.text_content or ""
+            )
+
+    def _on_error(self, event: Any) -> None:
+        error = event.error
+        if getattr(error, "type", None) != "llm_error" or getattr(error, "recoverable", True):
+            return
+        logger.error("the LLM failed: %s", getattr(error, "error", error))
+        if not self.llm_failed and self._session is not None:
+            self.llm_failed = True
+            with contextlib.suppress(RuntimeError):  # the session is already closing
+                self._session.say(APOLOGY, allow_interruptions=False)
+
+    def _on_close(self, _event: Any) -> None:
+        self.spawn(self._finish())
+
+    # --- the end of the call -------------------------------------------------------------
+
+    async def end_conversation(self, arguments: dict[str, Any], context: RunContext) -> str:
+        """The `end_conversation` tool: end once the reply that says goodbye has played."""
+        call_id = context.function_call.call_id
+        self.ending = True
+
+        def after_goodbye(_: object) -> None:
+            if self._ending is None:
+                self._ending = self.spawn(self._end(arguments, call_id))
+
+        context.speech_handle.add_done_callback(after_goodbye)
+        return GOODBYE_CUE
+
+    async def _end(self, arguments: dict[str, Any], call_id: str) -> None:
+        await self.tools.drain()
+        await self.reporter.flush()
+        try:
+            response = await self.tools.call("end_conversation", arguments, call_id)
+        except VoicebookError as exc:
+            logger.warning("ending the session on the server failed: %s", exc)
+        else:
+            assert isinstance(response, EndConversationResponse)
+            self.summary = response.summary
+        self._ended.set()
+        if self._session is not None:
+            self._session.shutdown()
+
+    async def wait_ended(self) -> None:
+        """Wait until end_conversation has been sent to the server (after the goodbye)."""
+        await self._ended.wait()
+
+    async def _finish(self) -> None:
+        """After the agent session closed: the rest of the report, and the summary."""
+        try:
+            if self._ending is not None:
+                await self._ending
+            await self.tools.drain()
+            await self.reporter.close(hangup=self.summary is None)
+            if self.summary is None:
+                with contextlib.suppress(VoicebookError):
+                    self.summary = (await self.client.get_session(self.session_id)).summary
+        finally:
+            self.closed.set()
+
+    async def wait_closed(self) -> None:
+        await self.closed.wait()

@@ -1,0 +1,118 @@
+"""Providers from settings: the LLM, Deepgram STT, Cartesia TTS, Beyond Presence, VAD and turn
+detection, and the two sessions made of them (voice and text).
+
+Why: every key is checked before anything connects, and a missing one is reported together
+with all the others in one message (`missing_variables`), not as the first plugin's exception.
+The text session builds no STT, TTS or VAD at all, so `voicebook call --text` needs neither
+audio libraries nor their keys. VAD and turn detection run on models shipped inside
+livekit-agents' wheels (livekit-local-inference): nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from voicebook.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from livekit.agents import AgentSession
+    from livekit.agents.llm import LLM
+
+DEFAULT_OPENROUTER_MODEL = "openai/gpt-4o-mini"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEEPGRAM_MODEL = "nova-3"
+LLM_VARIABLES = "OPENROUTER_API_KEY (or OPENAI_API_BASE with OPENAI_API_KEY)"
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def missing_variables(settings: Settings, *, voice: bool) -> list[str]:
+    """Every variable the agent still needs: for the LLM, and for a voice worker also LiveKit,
+    Deepgram, Cartesia (and Beyond Presence when BEY_ENABLED)."""
+    missing = []
+    if not (settings.openrouter_api_key or settings.openai_api_base or settings.openai_api_key):
+        missing.append(LLM_VARIABLES)
+    if voice:
+        required = {
+            "LIVEKIT_URL": settings.livekit_url,
+            "LIVEKIT_API_KEY": settings.livekit_api_key,
+            "LIVEKIT_API_SECRET": settings.livekit_api_secret,
+            "DEEPGRAM_API_KEY": settings.deepgram_api_key,
+            "CARTESIA_API_KEY": settings.cartesia_api_key,
+        }
+        if settings.bey_enabled:
+            required["BEY_API_KEY"] = settings.bey_api_key
+        missing += [name for name, value in required.items() if not value]
+    return missing
+
+
+def check_settings(settings: Settings, *, voice: bool) -> None:
+    """Raise `ConfigError` naming every missing variable (before anything connects)."""
+    missing = missing_variables(settings, voice=voice)
+    if missing:
+        mode = "The voice agent" if voice else "The text agent"
+        raise ConfigError(
+            f"{mode} is missing settings: {', '.join(missing)}. "
+            "Set them in the environment or in .env."
+        )
+
+
+def llm_model_name(settings: Settings) -> str:
+    if settings.openrouter_api_key:
+        return settings.openrouter_model or DEFAULT_OPENROUTER_MODEL
+    return settings.llm_model or settings.openrouter_model or DEFAULT_OPENAI_MODEL
+
+
+def build_llm(settings: Settings) -> LLM:
+    """OpenRouter when OPENROUTER_API_KEY is set, else the OpenAI-compatible OPENAI_API_BASE
+    (a local vLLM, llama.cpp or Ollama; they need no real key), else OpenAI itself."""
+    from livekit.plugins import openai
+
+    model = llm_model_name(settings)
+    if settings.openrouter_api_key:
+        return openai.LLM.with_openrouter(
+            model=model, api_key=_secret(settings.openrouter_api_key), app_name="voicebook"
+        )
+    return openai.LLM(
+        model=model,
+        base_url=settings.openai_api_base or "https://api.openai.com/v1",
+        api_key=_secret(settings.openai_api_key) or "not-needed",
+    )
+
+
+def build_voice_session(settings: Settings) -> AgentSession:
+    """The phone session: Deepgram → LLM → Cartesia, local VAD and end-of-turn model."""
+    from livekit.agents import AgentSession, inference
+    from livekit.plugins import cartesia, deepgram
+
+    check_settings(settings, voice=True)
+    tts_options: dict[str, Any] = {"api_key": _secret(settings.cartesia_api_key)}
+    if settings.cartesia_voice_id:
+        tts_options["voice"] = settings.cartesia_voice_id
+    return AgentSession(
+        stt=deepgram.STT(model=DEEPGRAM_MODEL, api_key=_secret(settings.deepgram_api_key)),
+        llm=build_llm(settings),
+        tts=cartesia.TTS(**tts_options),
+        vad=inference.VAD(),
+        turn_handling={"turn_detection": inference.TurnDetector(version="v1-mini")},
+    )
+
+
+def build_text_session(settings: Settings) -> AgentSession:
+    """The terminal session: the LLM alone (no STT, TTS, VAD or turn detector is built)."""
+    from livekit.agents import AgentSession
+
+    check_settings(settings, voice=False)
+    return AgentSession(llm=build_llm(settings), vad=None, turn_handling={"turn_detection": None})
+
+
+def build_avatar(settings: Settings) -> Any:
+    """The Beyond Presence avatar session (started by the worker before the agent session)."""
+    from livekit.plugins import bey
+
+    options: dict[str, Any] = {"api_key": _secret(settings.bey_api_key)}
+    if settings.bey_avatar_id:
+        options["avatar_id"] = settings.bey_avatar_id
+    return bey.AvatarSession(**options)

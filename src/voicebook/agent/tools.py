@@ -1,0 +1,161 @@
+"""The seven tools the model calls, each one an HTTP call to the server through the SDK.
+
+Why it looks like this:
+- The LLM's tool-call id is the idempotency key, so a call delivered twice (a retried LLM
+  request, a replayed turn after a barge-in) is answered from the server's idempotency store and
+  never books twice.
+- A call that changes appointments is guarded: interruptions are refused while it runs and the
+  HTTP request is shielded, so a barge-in cannot abandon a booking half-way (the server would
+  commit it and the model would never hear that it did).
+- Failures become `ToolError` with the server's sentence, which the model can say or act on;
+  `slot_taken` also carries the alternatives, so the model can offer them at once.
+- Outputs are compact JSON, paid for as input tokens on every later turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit.agents import RunContext, ToolError, function_tool
+from livekit.agents.llm import RawFunctionTool
+
+from voicebook.agent.schemas import WRITE_TOOLS, tool_schema
+from voicebook.errors import SlotTaken, VoicebookError
+from voicebook.models import TOOL_NAMES, WireModel
+from voicebook.sdk import AsyncClient
+
+logger = logging.getLogger("voicebook.agent")
+
+
+@dataclass
+class ToolCallRecord:
+    """One tool call as the caller's terminal (or a test) sees it."""
+
+    name: str
+    arguments: dict[str, Any]
+    call_id: str
+    ok: bool = False
+    output: str = ""
+    error_code: str | None = None
+    ms: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "arguments": self.arguments,
+            "call_id": self.call_id,
+            "ok": self.ok,
+            "output": self.output,
+            "error_code": self.error_code,
+            "ms": round(self.ms, 1),
+        }
+
+
+ToolObserver = Callable[[ToolCallRecord], None]
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def tool_output(response: WireModel) -> str:
+    """The server's answer as the model reads it: JSON without nulls or empty fields."""
+    return compact_json(response.model_dump(mode="json", exclude_none=True))
+
+
+def tool_error(error: VoicebookError) -> ToolError:
+    """The error the model reads: the server's code and sentence (and, for a taken slot, the
+    alternatives it offered)."""
+    body: dict[str, Any] = {"error": error.code, "message": error.message}
+    if isinstance(error, SlotTaken) and error.alternatives:
+        body["alternatives"] = [
+            slot.model_dump(mode="json", exclude_none=True) for slot in error.alternatives
+        ]
+    return ToolError(compact_json(body))
+
+
+class ServerTools:
+    """Calls the server's tools for one session and tells an observer about each call."""
+
+    def __init__(
+        self, client: AsyncClient, session_id: str, observer: ToolObserver | None = None
+    ) -> None:
+        self.client = client
+        self.session_id = session_id
+        self._observers: list[ToolObserver] = [observer] if observer else []
+        self._in_flight: set[asyncio.Task[Any]] = set()
+
+    def observe(self, observer: ToolObserver) -> None:
+        self._observers.append(observer)
+
+    def _notify(self, record: ToolCallRecord) -> None:
+        for observer in self._observers:
+            try:
+                observer(record)
+            except Exception:  # an observer is a display; it must never fail a tool call
+                logger.exception("tool observer failed")
+
+    async def call(self, name: str, arguments: dict[str, Any], call_id: str) -> WireModel:
+        """Call tool `name` on the server; the answer model, or the SDK error it raised.
+
+        Writes run to the end even if the caller of this coroutine is cancelled."""
+        task = asyncio.ensure_future(self._send(name, arguments, call_id))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return await (asyncio.shield(task) if name in WRITE_TOOLS else task)
+
+    async def _send(self, name: str, arguments: dict[str, Any], call_id: str) -> WireModel:
+        record = ToolCallRecord(name, dict(arguments), call_id)
+        try:
+            response = await self.client.call_tool(
+                name, self.session_id, arguments, idempotency_key=call_id
+            )
+        except VoicebookError as exc:
+            record.error_code, record.output = exc.code, exc.message
+            raise
+        else:
+            record.ok, record.output = True, tool_output(response)
+            return response
+        finally:
+            record.ms = (time.monotonic() - record.started_at) * 1000
+            if record.ok or record.error_code:
+                self._notify(record)
+
+    async def drain(self) -> None:
+        """Wait for shielded writes still running (before the session is ended)."""
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+
+def build_function_tools(
+    tools: ServerTools, end_conversation: Callable[[dict[str, Any], RunContext], Any]
+) -> list[RawFunctionTool]:
+    """The seven function tools; `end_conversation` is handed the arguments of that tool."""
+
+    def make(name: str) -> RawFunctionTool:
+        async def run(raw_arguments: dict[str, object], context: RunContext) -> str:
+            arguments = {k: v for k, v in raw_arguments.items() if k != "session_id"}
+            if name == "end_conversation":
+                return await end_conversation(arguments, context)
+            if name in WRITE_TOOLS:
+                # Already interrupted: the write still runs, shielded, to the end.
+                with contextlib.suppress(RuntimeError):
+                    context.disallow_interruptions()
+            try:
+                response = await tools.call(name, arguments, context.function_call.call_id)
+            except VoicebookError as exc:
+                raise tool_error(exc) from None
+            return tool_output(response)
+
+        run.__name__ = name
+        return function_tool(run, raw_schema=tool_schema(name))
+
+    return [make(name) for name in TOOL_NAMES]

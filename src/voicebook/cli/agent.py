@@ -1,0 +1,49 @@
+"""`voicebook agent start|dev`: the LiveKit worker that answers calls (see agent/worker.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from voicebook.cli.common import EXIT_USAGE, fail, load_settings, require_agent_extra
+
+app = typer.Typer(help="The voice agent: a LiveKit worker dispatched by LIVEKIT_AGENT_NAME.")
+
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+
+
+def _run(*, dev: bool, log_level: str) -> None:
+    require_agent_extra()
+    from voicebook.config import ConfigError
+
+    settings = load_settings()
+    try:
+        from voicebook.agent.worker import create_agent_server
+
+        server = create_agent_server(settings)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    from livekit.agents.cli import proto
+    from livekit.agents.cli.cli import _run_worker
+
+    _run_worker(
+        server,
+        proto.CliArgs(
+            log_level=log_level.upper(),
+            log_format="colored" if dev else "json",
+            dev=dev,
+        ),
+    )
+
+
+@app.command()
+def start(log_level: LogLevel = "info") -> None:
+    """Run the worker for production: JSON logs; SIGTERM drains running calls."""
+    _run(dev=False, log_level=log_level)
+
+
+@app.command()
+def dev(log_level: LogLevel = "debug") -> None:
+    """Run the worker for development: readable logs, no idle job processes kept warm."""
+    _run(dev=True, log_level=log_level)

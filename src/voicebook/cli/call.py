@@ -1,0 +1,180 @@
+"""`voicebook call --text`: talk to the real agent in the terminal (the LLM only, no audio).
+
+Interactive when stdin is a terminal (a prompt; each tool call shows as it completes, with its
+arguments, outcome and milliseconds); scripted with `--say` (repeatable) or with the lines of a
+piped stdin. `--json` prints one document at the end: `{session_id, turns, tool_calls, usage,
+summary}`. Without `--url` (or VOICEBOOK_URL / BACKEND_BASE_URL) the server runs inside this
+process on the embedded store, so a fresh machine needs nothing but an LLM key.
+
+Exit codes: 0 the call went through; 1 the LLM failed during the call (the caller was told);
+2 usage or configuration (a missing LLM key, the agent extra not installed); 3 the server
+cannot be reached.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from voicebook.cli.common import EXIT_DOMAIN, EXIT_USAGE, console, fail, load_settings
+from voicebook.cli.common import require_agent_extra as _require_agent_extra
+from voicebook.cli.remote import ApiKey, AsJson, Url
+
+if TYPE_CHECKING:
+    from voicebook.agent.textmode import TextCall, Turn
+    from voicebook.agent.tools import ToolCallRecord
+    from voicebook.config import Settings
+
+QUIT_WORDS = frozenset({"/quit", "/exit", "/bye"})
+
+
+def call(
+    text: Annotated[
+        bool, typer.Option("--text", help="Text only: the agent with its LLM, no audio.")
+    ] = False,
+    say: Annotated[
+        Optional[list[str]],  # noqa: UP045 - Typer reads the annotation at run time on 3.10
+        typer.Option("--say", help="A caller line (repeatable); no prompt is shown."),
+    ] = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Talk to the real agent in the terminal: it identifies you, offers slots and books."""
+    if not text:
+        fail(
+            "calls from the terminal are text-only: run `voicebook call --text` "
+            "(voice calls come through LiveKit and `voicebook agent`)",
+            EXIT_USAGE,
+        )
+    _require_agent_extra()
+    settings = load_settings()
+    from voicebook.agent.providers import check_settings
+    from voicebook.config import ConfigError
+
+    try:
+        check_settings(settings, voice=False)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    lines = list(say or [])
+    if not lines and not sys.stdin.isatty():
+        lines = [line.strip() for line in sys.stdin if line.strip()]
+        if not lines:
+            fail("stdin gave no lines to say", EXIT_USAGE)
+    interactive = not lines
+    from voicebook.cli.common import run
+
+    failed = run(_talk(settings, lines, interactive, as_json, url, api_key))
+    if failed:
+        raise typer.Exit(EXIT_DOMAIN)
+
+
+def _server_url(url: str | None, settings: Settings) -> str | None:
+    return url or os.environ.get("VOICEBOOK_URL") or settings.backend_base_url
+
+
+async def _talk(
+    settings: Settings,
+    lines: list[str],
+    interactive: bool,
+    as_json: bool,
+    url: str | None,
+    api_key: str | None,
+) -> bool:
+    """The call; True when the LLM failed during it."""
+    import contextlib
+    import json
+
+    from voicebook.agent.textmode import TextCall
+    from voicebook.errors import VoicebookError
+    from voicebook.sdk import AsyncClient
+
+    quiet = as_json
+    async with contextlib.AsyncExitStack() as stack:
+        base_url = _server_url(url, settings)
+        if base_url is None:
+            from voicebook.server.embedded import serve_in_process
+
+            base_url = await stack.enter_async_context(serve_in_process(settings))
+            if not quiet:
+                console.print(f"[dim]server in this process at {base_url}[/]", highlight=False)
+        key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+        client = await stack.enter_async_context(AsyncClient(base_url, key))
+        call = TextCall(settings, client, observer=None if quiet else _show_tool_call)
+        try:
+            greeting = await call.start()
+        except VoicebookError as exc:
+            from voicebook.cli.remote import fail_with
+
+            fail_with(exc, as_json=as_json)
+        if not quiet:
+            console.print(f"[dim]session {call.session_id}[/]", highlight=False)
+            _show_agent(greeting)
+        await (_interactive(call) if interactive else _scripted(call, lines, quiet))
+        summary = await call.close()
+        failed = any(turn.error for turn in call.turns)
+        if as_json:
+            typer.echo(json.dumps(call.document(summary), indent=2, default=str))
+        elif summary is not None:
+            from voicebook.cli.remote import print_summary
+
+            print_summary(summary)
+        return failed
+
+
+async def _scripted(call: TextCall, lines: list[str], quiet: bool) -> None:
+    for line in lines:
+        if call.ending:
+            break
+        if not quiet:
+            console.print(f"[bold]you>[/] {line}", highlight=False)
+        turn = await call.say(line)
+        if not quiet:
+            _show_agent(turn)
+        if turn.error:
+            break
+
+
+async def _interactive(call: TextCall) -> None:
+    import asyncio
+
+    console.print("[dim]Type to talk; Ctrl-D or /quit hangs up.[/]")
+    while not call.ending:
+        try:
+            line = await asyncio.to_thread(console.input, "[bold]you>[/] ")
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            break
+        line = line.strip()
+        if not line:
+            continue
+        if line.lower() in QUIT_WORDS:
+            break
+        turn = await call.say(line)
+        _show_agent(turn)
+        if turn.error:
+            break
+
+
+def _show_agent(turn: Turn) -> None:
+    for text in turn.agent:
+        if text:
+            console.print(f"[bold cyan]agent>[/] {text}", highlight=False)
+    if turn.error:
+        console.print(f"[red]the LLM failed: {turn.error}[/]", highlight=False)
+
+
+def _show_tool_call(record: ToolCallRecord) -> None:
+    from rich.markup import escape
+
+    arguments = ", ".join(f"{k}={v!r}" for k, v in record.arguments.items())
+    outcome = "[green]ok[/]" if record.ok else f"[red]{escape(record.error_code or 'failed')}[/]"
+    detail = "" if record.ok else f" {escape(record.output)}"
+    console.print(
+        f"  [magenta]⚙ {record.name}[/]({escape(arguments)}) → {outcome}{detail} "
+        f"[dim]{record.ms:.0f} ms[/]",
+        highlight=False,
+    )

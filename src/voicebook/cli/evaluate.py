@@ -1,0 +1,115 @@
+"""`voicebook eval FILE.yaml`: run scripted conversations against the agent, print a table.
+
+Without `--url` the server runs inside this process on a throwaway SQLite file, so every run
+starts from an empty calendar; the LLM is the configured one. Exit 1 when any check fails.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from voicebook.cli.common import EXIT_DOMAIN, EXIT_USAGE, console, fail, load_settings
+from voicebook.cli.common import require_agent_extra as _require_agent_extra
+from voicebook.cli.remote import ApiKey, AsJson, Url
+
+if TYPE_CHECKING:
+    from voicebook.agent.evals import Scenario, ScenarioResult
+    from voicebook.config import Settings
+
+
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="The scenarios (see examples/scenarios.yaml).")],
+    only: Annotated[
+        Optional[str],  # noqa: UP045 - Typer reads the annotation at run time on 3.10
+        typer.Option("--only", help="Run only scenarios whose name contains this."),
+    ] = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Run scripted conversations and check the tool calls the agent makes; exit 1 on a failure."""
+    _require_agent_extra()
+    from voicebook.agent.evals import ScenarioFileError, load_scenarios
+    from voicebook.agent.providers import check_settings
+    from voicebook.config import ConfigError
+
+    settings = load_settings()
+    try:
+        check_settings(settings, voice=False)
+        scenarios = load_scenarios(file)
+    except (ConfigError, ScenarioFileError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    if only:
+        scenarios = [s for s in scenarios if only.lower() in s.name.lower()]
+        if not scenarios:
+            fail(f"no scenario name contains {only!r}", EXIT_USAGE)
+    from voicebook.cli.common import run
+
+    results = run(_evaluate(settings, scenarios, url, api_key))
+    if as_json:
+        import json
+
+        typer.echo(json.dumps([_result_json(r) for r in results], indent=2))
+    else:
+        _print_table(results)
+    if not all(result.passed for result in results):
+        raise typer.Exit(EXIT_DOMAIN)
+
+
+async def _evaluate(
+    settings: Settings, scenarios: list[Scenario], url: str | None, api_key: str | None
+) -> list[ScenarioResult]:
+    import contextlib
+    import os
+    import tempfile
+
+    from voicebook.agent.evals import run_scenarios
+    from voicebook.sdk import AsyncClient
+
+    async with contextlib.AsyncExitStack() as stack:
+        base_url = url or os.environ.get("VOICEBOOK_URL")
+        if base_url is None:
+            from voicebook.server.embedded import serve_in_process
+
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="voicebook-eval-"))
+            scratch = settings.model_copy(
+                update={"database_url": f"sqlite:///{Path(folder) / 'eval.sqlite3'}"}
+            )
+            base_url = await stack.enter_async_context(serve_in_process(scratch))
+        key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+        client = await stack.enter_async_context(AsyncClient(base_url, key))
+        return await run_scenarios(settings, client, scenarios)
+
+
+def _result_json(result: ScenarioResult) -> dict[str, object]:
+    return {
+        "name": result.name,
+        "session_id": result.session_id,
+        "passed": result.passed,
+        "checks": [
+            {"turn": c.turn, "what": c.what, "passed": c.passed, "detail": c.detail}
+            for c in result.checks
+        ],
+    }
+
+
+def _print_table(results: list[ScenarioResult]) -> None:
+    from rich.table import Table
+
+    table = Table(title="voicebook eval", title_justify="left")
+    table.add_column("scenario")
+    table.add_column("turn", justify="right")
+    table.add_column("check")
+    table.add_column("result", no_wrap=True)
+    table.add_column("detail")
+    for result in results:
+        for check in result.checks:
+            verdict = "[green]PASS[/]" if check.passed else "[bold red]FAIL[/]"
+            table.add_row(result.name, str(check.turn), check.what, verdict, check.detail)
+    console.print(table)
+    passed = sum(result.passed for result in results)
+    colour = "green" if passed == len(results) else "red"
+    console.print(f"[{colour}]{passed}/{len(results)} scenarios passed[/]")
