@@ -166,3 +166,13 @@ def redis_url() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+@pytest.fixture
+def scripted() -> Iterator[object]:
+    """The local OpenAI-compatible stand-in model (tests/scripted_llm.py), with no rules yet."""
+    from scripted_llm import ScriptedModel, ScriptedServer
+
+    server = ScriptedServer(ScriptedModel()).start()
+    yield server
+    server.stop()

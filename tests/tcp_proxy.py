@@ -8,6 +8,8 @@ it between a server process and Postgres and drive it from the outside:
         proxy.cut()      # abort every open connection and stop listening (new ones are refused)
         proxy.restore()  # listen again on the same port and forward as before
         proxy.reset()    # abort every open connection but keep listening (a brief blip)
+        proxy.hold()     # keep connections open but forward nothing (a stalled network)...
+        proxy.release()  # ...then forward what was held, and everything after it
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class TcpProxy:
         self._links: set[asyncio.StreamWriter] = set()
         self._generation = 0
         """Bumped by every cut or reset: a connection set up across one is dropped too."""
+        self._flowing: asyncio.Event | None = None
+        self.held_bytes = 0
+        """Bytes that arrived while held (a test waits for them to know a request is stuck)."""
 
     # --- driven from the test's thread ----------------------------------------------------------
 
@@ -58,6 +63,14 @@ class TcpProxy:
         """Listen again on the same port; new connections are forwarded."""
         self._call(self._listen())
 
+    def hold(self) -> None:
+        """Stop forwarding (both ways) until `release()`; connections stay open."""
+        self.held_bytes = 0
+        self._call(self._set_flowing(False))
+
+    def release(self) -> None:
+        self._call(self._set_flowing(True))
+
     def stop(self) -> None:
         if not self._thread.is_alive():
             return
@@ -77,6 +90,15 @@ class TcpProxy:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
     # --- on the proxy's loop --------------------------------------------------------------------
+
+    async def _set_flowing(self, flowing: bool) -> None:
+        if self._flowing is None:
+            self._flowing = asyncio.Event()
+            self._flowing.set()
+        if flowing:
+            self._flowing.set()
+        else:
+            self._flowing.clear()
 
     async def _listen(self) -> None:
         if self._server is not None:
@@ -128,10 +150,12 @@ class TcpProxy:
             for each in pair:
                 each.transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(CHUNK):
+                if self._flowing is not None and not self._flowing.is_set():
+                    self.held_bytes += len(data)
+                    await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
             if writer.can_write_eof():

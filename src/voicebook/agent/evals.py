@@ -90,7 +90,10 @@ def load_scenarios(path: Path) -> list[Scenario]:
     except OSError as exc:
         raise ScenarioFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise ScenarioFileError(f"{path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ScenarioFileError(f"{path} is not valid YAML{where}: {problem}") from None
     try:
         return ScenarioFile.model_validate(data).scenarios
     except ValidationError as exc:

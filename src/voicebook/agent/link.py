@@ -29,7 +29,7 @@ from voicebook.sdk import AsyncClient
 logger = logging.getLogger("voicebook.agent")
 
 APOLOGY = (
-    "I'm sorry, I'm having trouble on my end right now. Nothing has been changed; "
+    "I'm sorry, I'm having technical trouble on my end. Anything I confirmed is saved; "
     "please call back in a few minutes."
 )
 GOODBYE_CUE = "The call is ending now: say a short goodbye and nothing else."
@@ -50,7 +50,8 @@ class CallLink:
         self.reporter = CallReporter(client, session_id, self.usage, interval=report_interval)
         self.summary: Summary | None = None
         self.closed = asyncio.Event()
-        self.llm_failed = False
+        self.llm_failures: list[str] = []
+        """What went wrong each time the LLM failed for good (after its retries)."""
         self.ending = False
         """The model called end_conversation: the call ends after the goodbye."""
         self.avatar_started_at: float | None = None
@@ -91,9 +92,9 @@ class CallLink:
         error = event.error
         if getattr(error, "type", None) != "llm_error" or getattr(error, "recoverable", True):
             return
-        logger.error("the LLM failed: %s", getattr(error, "error", error))
-        if not self.llm_failed and self._session is not None:
-            self.llm_failed = True
+        self.llm_failures.append(str(getattr(error, "error", error)))
+        logger.error("the LLM failed: %s", self.llm_failures[-1])
+        if len(self.llm_failures) == 1 and self._session is not None:
             with contextlib.suppress(RuntimeError):  # the session is already closing
                 self._session.say(APOLOGY, allow_interruptions=False)
 

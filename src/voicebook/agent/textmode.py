@@ -102,10 +102,11 @@ class TextCall:
         """One caller turn; returns the agent's answer and the tool calls it made."""
         turn = Turn(user=text)
         self._current = turn
+        failures = len(self.link.llm_failures) if self.link else 0
         started = time.monotonic()
         try:
             result = await self.agent_session.run(user_input=text)
-        except Exception as exc:  # the LLM failed for good: the caller hears the apology
+        except Exception as exc:  # the session could not even run the turn
             turn.error = str(exc) or type(exc).__name__
             turn.agent.append(APOLOGY)
         else:
@@ -116,6 +117,8 @@ class TextCall:
         finally:
             turn.ms = (time.monotonic() - started) * 1000
             self._current = None
+        if self.link and len(self.link.llm_failures) > failures:
+            turn.error = f"the LLM failed: {self.link.llm_failures[-1]}"
         self.turns.append(turn)
         if self.link is not None and self.link.ending:
             self._current = turn  # end_conversation is sent after the goodbye: keep recording

@@ -65,7 +65,9 @@ def call(
         if not lines:
             fail("stdin gave no lines to say", EXIT_USAGE)
     interactive = not lines
-    from voicebook.cli.common import run
+    from voicebook.cli.common import quiet_agent_logs, run
+
+    quiet_agent_logs()
 
     failed = run(_talk(settings, lines, interactive, as_json, url, api_key))
     if failed:
@@ -164,7 +166,9 @@ def _show_agent(turn: Turn) -> None:
         if text:
             console.print(f"[bold cyan]agent>[/] {text}", highlight=False)
     if turn.error:
-        console.print(f"[red]the LLM failed: {turn.error}[/]", highlight=False)
+        from rich.markup import escape
+
+        console.print(f"[red]{escape(turn.error)}[/]", highlight=False)
 
 
 def _show_tool_call(record: ToolCallRecord) -> None:

@@ -88,3 +88,12 @@ def require_agent_extra() -> None:
     missing = agent_extra_missing()
     if missing:
         fail(install_hint(missing), EXIT_USAGE)
+
+
+def quiet_agent_logs() -> None:
+    """livekit-agents logs each failed model request with a traceback; the command already says
+    what failed in one line, so its own logs are kept to the critical ones."""
+    import logging
+
+    logging.getLogger("livekit").setLevel(logging.CRITICAL)
+    logging.getLogger("voicebook.agent").setLevel(logging.CRITICAL)

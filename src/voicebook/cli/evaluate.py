@@ -46,7 +46,9 @@ def evaluate(
         scenarios = [s for s in scenarios if only.lower() in s.name.lower()]
         if not scenarios:
             fail(f"no scenario name contains {only!r}", EXIT_USAGE)
-    from voicebook.cli.common import run
+    from voicebook.cli.common import quiet_agent_logs, run
+
+    quiet_agent_logs()
 
     results = run(_evaluate(settings, scenarios, url, api_key))
     if as_json:
