@@ -105,7 +105,9 @@ def test_every_model_request_keeps_the_prefix_and_ends_with_the_clock(
     """The instructions and tools are the same bytes on every request (the provider's prompt
     cache holds them); the business-zone clock is the last message and never in history."""
     scripted.model.add(BOOKING_RULES)
-    with running_server({}, tmp_path) as server:
+    with running_server(
+        {"VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path}/vb.db"}, tmp_path
+    ) as server:
         done = voicebook(
             "call", "--text", "--json", "--url", server.url, "--say", IDENTIFY, "--say", ASK,
             env=clean_env(scripted.env()),
@@ -163,7 +165,9 @@ def test_call_text_when_the_model_cannot_be_reached(tmp_path: Path) -> None:
     """The caller hears the apology, the command exits 1, and the session is still ended and
     summarised on the server."""
     dead_llm = f"http://127.0.0.1:{free_port()}/v1"
-    with running_server({}, tmp_path) as server:
+    with running_server(
+        {"VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path}/vb.db"}, tmp_path
+    ) as server:
         done = voicebook(
             "call", "--text", "--json", "--url", server.url, "--say", IDENTIFY, "--say", ASK,
             env=clean_env({"OPENAI_API_BASE": dead_llm, "OPENAI_API_KEY": "x"}),

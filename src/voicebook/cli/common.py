@@ -87,7 +87,9 @@ def require_agent_extra() -> None:
 
     missing = agent_extra_missing()
     if missing:
-        fail(install_hint(missing), EXIT_USAGE)
+        from rich.markup import escape
+
+        fail(escape(install_hint(missing)), EXIT_USAGE)
 
 
 def quiet_agent_logs() -> None:

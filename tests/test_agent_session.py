@@ -1,0 +1,168 @@
+"""The agent in-process (`TextCall`) against a real `voicebook serve` over real HTTP, with the
+scripted stand-in model: duplicated deliveries, barge-ins, a model that goes away, the reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_support import ASK, BOOK, BOOKING_RULES, IDENTIFY, require_agent_extra
+from servers import Server, running_server
+from tcp_proxy import TcpProxy
+from voicebook.config import Settings, load_settings
+from voicebook.sdk import AsyncClient, RetryPolicy
+
+require_agent_extra()
+
+from voicebook.agent.reporting import CallReporter  # noqa: E402
+from voicebook.agent.textmode import TextCall  # noqa: E402
+from voicebook.agent.tools import ServerTools, ToolCallRecord  # noqa: E402
+from voicebook.models import Usage  # noqa: E402
+
+RETRY_ID = "call_delivered_twice"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with running_server(
+        {"VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path}/vb.db"}, tmp_path
+    ) as running:
+        yield running
+
+
+def settings_for(scripted: Any) -> Settings:
+    return load_settings(
+        openai_api_base=scripted.base_url, openai_api_key="x", llm_model="scripted-model"
+    )
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Poll `condition` (state another thread changes, so there is no event to wait on)."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+async def test_a_tool_call_delivered_twice_books_once(server: Server) -> None:
+    """The same booking call (same tool-call id) arrives twice at once, as when a turn is
+    replayed after a barge-in while the first delivery is still running: one booking, and both
+    deliveries get its answer."""
+    async with AsyncClient(server.url) as client:
+        session_id = (await client.start_session()).session_id
+        await client.identify_user(session_id, phone="415 555 0101")
+        slot = (await client.fetch_slots(session_id, limit=1)).slots[0]
+        seen: list[ToolCallRecord] = []
+        tools = ServerTools(client, session_id, seen.append)
+        args = {"slot_id": slot.slot_id}
+        first, second = await asyncio.gather(
+            tools.call("book_appointment", args, RETRY_ID),
+            tools.call("book_appointment", args, RETRY_ID),
+        )
+        assert first == second
+        listed = await client.retrieve_appointments(session_id)
+        assert [a.id for a in listed.appointments] == [first.appointment.id]
+        logged = await client.session_tools(session_id)
+        assert [t.name for t in logged].count("book_appointment") == 1
+        assert [(r.name, r.ok, r.call_id) for r in seen] == [
+            ("book_appointment", True, RETRY_ID)
+        ] * 2
+
+
+async def test_a_booking_in_flight_is_not_abandoned_by_a_barge_in(
+    scripted: Any, server: Server
+) -> None:
+    """While the booking request is stuck on the network, the caller talks over the agent: the
+    interruption is refused. A forced one (the session going away) cancels the turn, but the
+    request still completes, and the model's retry with the same call id books nothing new."""
+    book = {"call": "book_appointment", "id": RETRY_ID}
+    book["args"] = {"slot_id": "$fetch_slots.slots.0.slot_id"}
+    again = "Sorry, you cut out. Did that go through?"
+    scripted.model.add({**BOOKING_RULES, BOOK: [book, {"say": "Booked."}]})
+    scripted.model.add({again: [book, {"say": "Yes, you're booked."}]})
+    with TcpProxy("127.0.0.1", server.port) as proxy:
+        async with AsyncClient(f"http://127.0.0.1:{proxy.port}") as client:
+            call = TextCall(settings_for(scripted), client)
+            await call.start()
+            await call.say(IDENTIFY)
+            await call.say(ASK)
+            replies: list[Any] = []
+            done: list[ToolCallRecord] = []
+            assert call.link is not None
+            call.link.tools.observe(done.append)
+            call.agent_session.on("speech_created", lambda ev: replies.append(ev.speech_handle))
+            proxy.hold()
+            booking = asyncio.create_task(call.say(BOOK))
+            await wait_until(lambda: proxy.held_bytes > 0)
+            reply = replies[-1]  # the reply whose tool call is booking
+            assert not reply.allow_interruptions
+            with pytest.raises(RuntimeError, match="does not allow interruptions"):
+                reply.interrupt()  # what the caller's voice does: refused during a write
+            reply.interrupt(force=True)
+            proxy.release()
+            await booking
+            await call.link.tools.drain()
+            (completed,) = done  # the cancelled turn's booking still ran to the end
+            assert completed.ok and completed.call_id == RETRY_ID
+            retry = await call.say(again)
+            (replayed,) = retry.tool_calls
+            assert replayed.ok and replayed.call_id == RETRY_ID
+            listed = await client.retrieve_appointments(call.session_id)
+            (appointment,) = listed.appointments
+            assert json.loads(replayed.output)["appointment"]["id"] == appointment.id
+            assert replayed.output == completed.output
+            await call.close()
+
+
+async def test_the_model_going_away_mid_call(scripted: Any, server: Server) -> None:
+    """After a booking, the model becomes unreachable: the caller hears the apology, the booking
+    stands, and closing the call still ends and summarises the session."""
+    scripted.model.add(BOOKING_RULES)
+    async with AsyncClient(server.url) as client:
+        call = TextCall(settings_for(scripted), client)
+        await call.start()
+        for line in (IDENTIFY, ASK, BOOK):
+            assert (await call.say(line)).error is None
+        scripted.stop()
+        turn = await call.say("Can you move it to the afternoon?")
+        assert turn.error is not None and "LLM failed" in turn.error
+        assert any("technical trouble" in text for text in turn.agent)
+        summary = await call.close()
+        assert summary is not None
+        assert len(summary.booked_appointments) == 1
+        view = await client.get_session(call.session_id)
+        assert view.state == "ended"
+        events = await client.session_events(call.session_id)
+        said = [e.payload["text"] for e in events if e.type == "transcript"]
+        assert any("technical trouble" in text for text in said)
+        assert "Can you move it to the afternoon?" in said
+
+
+async def test_reports_go_in_batches_and_survive_a_network_cut(server: Server) -> None:
+    """Lines are sent in batches; while the server cannot be reached they are kept, and the next
+    report carries them exactly once, in order; the final report with hangup ends the session."""
+    with TcpProxy("127.0.0.1", server.port) as proxy:
+        retry = RetryPolicy(max_attempts=1)
+        async with AsyncClient(f"http://127.0.0.1:{proxy.port}", retry=retry) as client:
+            session_id = (await client.start_session()).session_id
+            usage = Usage(llm_model="m", llm_input_tokens=1000, llm_output_tokens=50)
+            reporter = CallReporter(client, session_id, lambda: usage, interval=3600, batch_size=5)
+            reporter.start()
+            for n in range(7):
+                reporter.add_line("user" if n % 2 else "agent", f"line {n}")
+            await wait_until(lambda: reporter.reports_sent >= 1)  # the batch of 5 woke it up
+            proxy.cut()
+            reporter.add_line("user", "said while the network was down")
+            assert await reporter.flush() is False
+            proxy.restore()
+            await reporter.close(hangup=True)
+            events = await client.session_events(session_id)
+    said = [e.payload["text"] for e in events if e.type == "transcript"]
+    assert said == [f"line {n}" for n in range(7)] + ["said while the network was down"]
+    (summary,) = [e.payload for e in events if e.type == "summary"]
+    assert summary["cost"]["usage"]["llm_input_tokens"] == 1000
+    assert events[-1].type == "session_closed"
