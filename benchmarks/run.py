@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import agent
 import booking
 import cli_cold_start
 import fanout
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[bool], Awaitable[None]]]] = {
     "http.postgres": ("C: HTTP on loopback vs a bare FastAPI INSERT, Postgres", http_loopback.run),
     "fanout.redis": ("D: one event to 500 WebSockets over 2 processes, Redis", fanout.run),
     "cli.cold_start": ("E: CLI cold start, fresh processes", cli_cold_start.run),
+    "agent.text": ("F: the agent: prompt tokens, overhead per turn, first prompt", agent.run),
 }
 
 
