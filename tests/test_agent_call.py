@@ -252,3 +252,64 @@ def test_eval_refuses_a_bad_scenario_file(
     assert done.returncode == 2
     assert message in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
+
+
+def test_call_text_interactive_in_a_terminal(scripted: Any, tmp_path: Path) -> None:
+    """On a terminal: a prompt, each tool call shown as it completes, the call ended by the
+    model's end_conversation, then the summary."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    scripted.model.add(BOOKING_RULES)
+    env = clean_env(
+        {**scripted.env(), "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path}/t.db", "TERM": "dumb"}
+    )
+    main, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voicebook", "call", "--text"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+        cwd=tmp_path,
+        close_fds=True,
+    )
+    os.close(terminal)
+    seen = b""
+
+    def read_until(marker: bytes, start: int = 0, timeout: float = 60) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen[start:]:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {marker!r} in:\n{seen.decode(errors='replace')}"
+            ready, _, _ = select.select([main], [], [], remaining)
+            if ready:
+                try:
+                    seen += os.read(main, 4096)
+                except OSError:  # the process closed the terminal
+                    break
+
+    try:
+        read_until(b"you> ")
+        for line in (IDENTIFY, ASK, BOOK, BYE):
+            mark = len(seen)
+            os.write(main, line.encode() + b"\n")
+            read_until(b"agent> ", mark)
+            if line != BYE:
+                read_until(b"you> ", mark)
+        read_until(b"booked in this session", mark)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        os.close(main)
+    text = seen.decode(errors="replace")
+    assert "Type to talk" in text
+    assert "⚙ identify_user" in text
+    assert "⚙ book_appointment" in text
+    assert "Goodbye, Ada!" in text
+    assert "⚙ end_conversation" in text.split(BYE, 1)[1]

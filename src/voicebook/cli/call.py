@@ -143,7 +143,7 @@ async def _scripted(call: TextCall, lines: list[str], quiet: bool) -> None:
 async def _interactive(call: TextCall) -> None:
     import asyncio
 
-    console.print("[dim]Type to talk; Ctrl-D or /quit hangs up.[/]")
+    console.print("[dim]Type to talk; Ctrl-D or /quit hangs up.[/]", highlight=False)
     while not call.ending:
         try:
             line = await asyncio.to_thread(console.input, "[bold]you>[/] ")
