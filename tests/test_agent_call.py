@@ -313,3 +313,61 @@ def test_call_text_interactive_in_a_terminal(scripted: Any, tmp_path: Path) -> N
     assert "⚙ book_appointment" in text
     assert "Goodbye, Ada!" in text
     assert "⚙ end_conversation" in text.split(BYE, 1)[1]
+
+
+def test_ctrl_d_hangs_up_and_the_call_is_still_summarised(scripted: Any, tmp_path: Path) -> None:
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    scripted.model.add(BOOKING_RULES)
+    env = clean_env(
+        {**scripted.env(), "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path}/t.db", "TERM": "dumb"}
+    )
+    main, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voicebook", "call", "--text"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+        cwd=tmp_path,
+        close_fds=True,
+    )
+    os.close(terminal)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        typed = 0
+        while process.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(main, 4096)
+                except OSError:
+                    break
+            if typed == 0 and seen.count(b"you> ") == 1:
+                os.write(main, IDENTIFY.encode() + b"\n")
+                typed = 1
+            elif typed == 1 and seen.count(b"you> ") == 2:
+                os.write(main, b"\x04")  # Ctrl-D at the prompt
+                typed = 2
+        assert process.wait(timeout=30) == 0, seen.decode(errors="replace")
+        while select.select([main], [], [], 0.5)[0]:  # what it wrote just before exiting
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        process.kill()
+        os.close(main)
+    text = seen.decode(errors="replace")
+    assert "⚙ identify_user" in text
+    assert "summary" in text
+    assert "made no changes" in text

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -87,6 +87,7 @@ async def _talk(
     api_key: str | None,
 ) -> bool:
     """The call; True when the LLM failed during it."""
+    import asyncio
     import contextlib
     import json
 
@@ -115,7 +116,11 @@ async def _talk(
         if not quiet:
             console.print(f"[dim]session {call.session_id}[/]", highlight=False)
             _show_agent(greeting)
-        await (_interactive(call) if interactive else _scripted(call, lines, quiet))
+        try:
+            await (_interactive(call) if interactive else _scripted(call, lines, quiet))
+        except asyncio.CancelledError:  # Ctrl-C: hang up, so the call is still summarised
+            if not quiet:
+                console.print("\n[dim]hanging up…[/]", highlight=False)
         summary = await call.close()
         failed = any(turn.error for turn in call.turns)
         if as_json:
@@ -141,16 +146,13 @@ async def _scripted(call: TextCall, lines: list[str], quiet: bool) -> None:
 
 
 async def _interactive(call: TextCall) -> None:
-    import asyncio
-
     console.print("[dim]Type to talk; Ctrl-D or /quit hangs up.[/]", highlight=False)
     while not call.ending:
         try:
-            line = await asyncio.to_thread(console.input, "[bold]you>[/] ")
-        except (EOFError, KeyboardInterrupt):
+            line = (await _read_line("[bold]you>[/] ")).strip()
+        except EOFError:
             console.print()
             break
-        line = line.strip()
         if not line:
             continue
         if line.lower() in QUIT_WORDS:
@@ -159,6 +161,37 @@ async def _interactive(call: TextCall) -> None:
         _show_agent(turn)
         if turn.error:
             break
+
+
+async def _read_line(prompt: str) -> str:
+    """One line from the terminal without blocking the event loop (the reports and the server
+    keep running meanwhile). A daemon thread, not the loop's executor: at exit nobody waits
+    for a line the caller will never type."""
+    import asyncio
+    import threading
+
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def read() -> None:
+        try:
+            line = console.input(prompt)
+        except Exception as exc:  # EOFError (Ctrl-D): handed to the caller
+            loop.call_soon_threadsafe(_settle, answer, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, answer, line, None)
+
+    threading.Thread(target=read, name="voicebook-input", daemon=True).start()
+    return await answer
+
+
+def _settle(answer: Any, line: str | None, error: Exception | None) -> None:
+    if answer.done():
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(line)
 
 
 def _show_agent(turn: Turn) -> None:
