@@ -59,6 +59,7 @@ class CallLink:
         self._ending: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._finishing: asyncio.Task[None] | None = None
 
     # --- wiring ------------------------------------------------------------------------------
 
@@ -99,7 +100,7 @@ class CallLink:
                 self._session.say(APOLOGY, allow_interruptions=False)
 
     def _on_close(self, _event: Any) -> None:
-        self.spawn(self._finish())
+        self.finish()
 
     # --- the end of the call -------------------------------------------------------------
 
@@ -125,6 +126,7 @@ class CallLink:
         else:
             assert isinstance(response, EndConversationResponse)
             self.summary = response.summary
+            self.reporter.server_ended = True  # nothing more is accepted for this session
         self._ended.set()
         if self._session is not None:
             self._session.shutdown()
@@ -133,8 +135,14 @@ class CallLink:
         """Wait until end_conversation has been sent to the server (after the goodbye)."""
         await self._ended.wait()
 
+    def finish(self) -> asyncio.Task[None]:
+        """After the agent session closed (or never started): send the rest of the report, with
+        `hangup` unless the model ended the call, and fetch the summary. Idempotent."""
+        if self._finishing is None:
+            self._finishing = self.spawn(self._finish())
+        return self._finishing
+
     async def _finish(self) -> None:
-        """After the agent session closed: the rest of the report, and the summary."""
         try:
             if self._ending is not None:
                 await self._ending
@@ -145,6 +153,3 @@ class CallLink:
                     self.summary = (await self.client.get_session(self.session_id)).summary
         finally:
             self.closed.set()
-
-    async def wait_closed(self) -> None:
-        await self.closed.wait()

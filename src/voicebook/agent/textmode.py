@@ -132,7 +132,7 @@ class TextCall:
             return None
         with contextlib.suppress(RuntimeError):
             await self._session.aclose()
-        await asyncio.wait_for(self.link.wait_closed(), timeout=30)
+        await asyncio.wait_for(self.link.finish(), timeout=30)
         return self.link.summary
 
     def document(self, summary: Summary | None) -> dict[str, Any]:

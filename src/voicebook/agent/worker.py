@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 
 from livekit.agents import AgentServer, JobContext
@@ -70,15 +71,21 @@ async def entrypoint(ctx: JobContext) -> None:
         logger.error("cannot take the call: %s", exc)
         ctx.shutdown(str(exc))
         return
-    client = AsyncClient(settings.backend_base_url, _api_key(settings))
+    client = AsyncClient(
+        os.environ.get("VOICEBOOK_URL") or settings.backend_base_url, _api_key(settings)
+    )
     session = build_voice_session(settings)
     link = CallLink(client, session_id)
     agent = Receptionist(link, settings.rules, settings.agent_greeting)
     link.attach(session)
 
     async def finish() -> None:
+        """The job is ending (the caller left, the room closed, the worker drains): the session
+        closes, the rest is reported, and only then the process may go."""
+        with contextlib.suppress(Exception):
+            await session.aclose()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(link.wait_closed(), timeout=20)
+            await asyncio.wait_for(link.finish(), timeout=20)
         await client.aclose()
 
     ctx.add_shutdown_callback(finish)
