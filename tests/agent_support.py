@@ -4,8 +4,11 @@ subprocesses, and the caller scripts the stand-in model follows."""
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,70 @@ def voicebook(
         text=True,
         timeout=timeout,
     )
+
+
+class Terminal:
+    """`python -m voicebook ARGS` in a pseudo-terminal, as a person at a keyboard runs it."""
+
+    def __init__(self, *args: str, env: dict[str, str], cwd: Path) -> None:
+        self._main, terminal = pty.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "voicebook", *args],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            env={**env, "TERM": "dumb"},  # no colour codes between the words
+            cwd=cwd,
+            close_fds=True,
+        )
+        os.close(terminal)
+        self.seen = b""
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.kill()
+        self.process.wait()
+        os.close(self._main)
+
+    @property
+    def text(self) -> str:
+        return self.seen.decode(errors="replace")
+
+    def type(self, keys: str) -> int:
+        """Type `keys`; returns where the output stood, for `read_until(..., start)`."""
+        mark = len(self.seen)
+        os.write(self._main, keys.encode())
+        return mark
+
+    def _read(self, timeout: float) -> bool:
+        if not select.select([self._main], [], [], timeout)[0]:
+            return False
+        try:
+            chunk = os.read(self._main, 4096)
+        except OSError:  # the process closed the terminal
+            return False
+        self.seen += chunk
+        return bool(chunk)
+
+    def read_until(self, marker: bytes, start: int = 0, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while marker not in self.seen[start:]:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {marker!r} in:\n{self.text}"
+            if not self._read(remaining) and self.process.poll() is not None:
+                raise AssertionError(f"exited before {marker!r}:\n{self.text}")
+
+    def wait(self, timeout: float = 30) -> int:
+        """Wait for the exit, keeping what it wrote last."""
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            self._read(0.1)
+        code = self.process.wait(timeout=1)
+        while self._read(0.2):
+            pass
+        return code
 
 
 IDENTIFY = "Hi, this is Ada Lovelace, my number is 415 555 0101."

@@ -18,12 +18,14 @@ from agent_support import (
     BYE,
     IDENTIFY,
     REPO,
+    Terminal,
     clean_env,
     require_agent_extra,
     voicebook,
 )
 from scripted_llm import rules_from_scenarios
 from servers import free_port, running_server
+from voicebook.models import TOOL_NAMES
 from voicebook.sdk import Client
 
 require_agent_extra()
@@ -119,6 +121,8 @@ def test_every_model_request_keeps_the_prefix_and_ends_with_the_clock(
     first = requests[0]["messages"][0]
     assert first["role"] in ("system", "developer")
     assert "receptionist" in first["content"]
+    assert "chatting in text" in first["content"]  # the text variant, not the phone one
+    assert "phone call" not in first["content"]
     for request in requests:
         assert request["messages"][0] == first
         assert request["tools"] == requests[0]["tools"]
@@ -128,15 +132,7 @@ def test_every_model_request_keeps_the_prefix_and_ends_with_the_clock(
         assert "(America/New_York)" in last["content"]
         clocks = [m for m in request["messages"] if str(m.get("content", "")).startswith("Now: ")]
         assert len(clocks) == 1
-    assert {tool["function"]["name"] for tool in requests[0]["tools"]} == {
-        "identify_user",
-        "fetch_slots",
-        "book_appointment",
-        "retrieve_appointments",
-        "cancel_appointment",
-        "modify_appointment",
-        "end_conversation",
-    }
+    assert [tool["function"]["name"] for tool in requests[0]["tools"]] == list(TOOL_NAMES)
 
 
 def test_call_text_reads_the_caller_from_stdin_and_runs_the_server_itself(
@@ -257,57 +253,18 @@ def test_eval_refuses_a_bad_scenario_file(
 def test_call_text_interactive_in_a_terminal(scripted: Any, tmp_path: Path) -> None:
     """On a terminal: a prompt, each tool call shown as it completes, the call ended by the
     model's end_conversation, then the summary."""
-    import os
-    import pty
-    import select
-    import subprocess
-    import sys
-    import time
-
     scripted.model.add(BOOKING_RULES)
-    env = clean_env(
-        {**scripted.env(), "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path}/t.db", "TERM": "dumb"}
-    )
-    main, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "voicebook", "call", "--text"],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env=env,
-        cwd=tmp_path,
-        close_fds=True,
-    )
-    os.close(terminal)
-    seen = b""
-
-    def read_until(marker: bytes, start: int = 0, timeout: float = 60) -> None:
-        nonlocal seen
-        deadline = time.monotonic() + timeout
-        while marker not in seen[start:]:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"no {marker!r} in:\n{seen.decode(errors='replace')}"
-            ready, _, _ = select.select([main], [], [], remaining)
-            if ready:
-                try:
-                    seen += os.read(main, 4096)
-                except OSError:  # the process closed the terminal
-                    break
-
-    try:
-        read_until(b"you> ")
-        for line in (IDENTIFY, ASK, BOOK, BYE):
-            mark = len(seen)
-            os.write(main, line.encode() + b"\n")
-            read_until(b"agent> ", mark)
-            if line != BYE:
-                read_until(b"you> ", mark)
-        read_until(b"booked in this session", mark)
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        os.close(main)
-    text = seen.decode(errors="replace")
+    env = clean_env({**scripted.env(), "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path}/t.db"})
+    with Terminal("call", "--text", env=env, cwd=tmp_path) as terminal:
+        terminal.read_until(b"you> ")
+        for line in (IDENTIFY, ASK, BOOK):
+            mark = terminal.type(line + "\n")
+            terminal.read_until(b"agent> ", mark)
+            terminal.read_until(b"you> ", mark)
+        mark = terminal.type(BYE + "\n")
+        terminal.read_until(b"booked in this session", mark)
+        assert terminal.wait() == 0
+    text = terminal.text
     assert "Type to talk" in text
     assert "⚙ identify_user" in text
     assert "⚙ book_appointment" in text
@@ -316,58 +273,14 @@ def test_call_text_interactive_in_a_terminal(scripted: Any, tmp_path: Path) -> N
 
 
 def test_ctrl_d_hangs_up_and_the_call_is_still_summarised(scripted: Any, tmp_path: Path) -> None:
-    import os
-    import pty
-    import select
-    import subprocess
-    import sys
-    import time
-
     scripted.model.add(BOOKING_RULES)
-    env = clean_env(
-        {**scripted.env(), "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path}/t.db", "TERM": "dumb"}
-    )
-    main, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "voicebook", "call", "--text"],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env=env,
-        cwd=tmp_path,
-        close_fds=True,
-    )
-    os.close(terminal)
-    seen = b""
-    try:
-        deadline = time.monotonic() + 60
-        typed = 0
-        while process.poll() is None and time.monotonic() < deadline:
-            ready, _, _ = select.select([main], [], [], 0.2)
-            if ready:
-                try:
-                    seen += os.read(main, 4096)
-                except OSError:
-                    break
-            if typed == 0 and seen.count(b"you> ") == 1:
-                os.write(main, IDENTIFY.encode() + b"\n")
-                typed = 1
-            elif typed == 1 and seen.count(b"you> ") == 2:
-                os.write(main, b"\x04")  # Ctrl-D at the prompt
-                typed = 2
-        assert process.wait(timeout=30) == 0, seen.decode(errors="replace")
-        while select.select([main], [], [], 0.5)[0]:  # what it wrote just before exiting
-            try:
-                chunk = os.read(main, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        process.kill()
-        os.close(main)
-    text = seen.decode(errors="replace")
-    assert "⚙ identify_user" in text
-    assert "summary" in text
-    assert "made no changes" in text
+    env = clean_env({**scripted.env(), "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path}/t.db"})
+    with Terminal("call", "--text", env=env, cwd=tmp_path) as terminal:
+        terminal.read_until(b"you> ")
+        mark = terminal.type(IDENTIFY + "\n")
+        terminal.read_until(b"you> ", mark)
+        terminal.type("\x04")  # Ctrl-D at the prompt
+        assert terminal.wait() == 0, terminal.text
+    assert "⚙ identify_user" in terminal.text
+    assert "summary" in terminal.text
+    assert "made no changes" in terminal.text
