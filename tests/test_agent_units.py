@@ -336,3 +336,18 @@ def test_help_lists_the_agent_commands(tmp_path: Path) -> None:
     assert done.returncode == 0
     for command in ("agent", "call", "eval"):
         assert command in done.stdout
+
+
+def test_the_agent_never_imports_the_server_or_a_database_driver(tmp_path: Path) -> None:
+    """The agent talks to the server only over HTTP (DESIGN: agent → sdk → models); it reads
+    the settings and the label wording, never the store, the service or FastAPI."""
+    code = """
+import sys
+import voicebook.agent.evals, voicebook.agent.textmode, voicebook.agent.worker
+heavy = ("fastapi", "uvicorn", "starlette", "psycopg", "psycopg_pool", "aiosqlite", "redis")
+inner = ("voicebook.server", "voicebook.store", "voicebook.events", "voicebook.scheduling.service")
+print(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m.startswith(inner)))
+"""
+    done = run_python(code, clean_env(), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
