@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agent_support import BOOKING_RULES, IDENTIFY, clean_env, require_agent_extra, voicebook
-from servers import running_server
+from servers import free_port, running_server
 from voicebook.config import ConfigError, load_settings
 from voicebook.models import TOOL_NAMES, TOOL_REQUESTS
 
@@ -351,3 +351,14 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m.startswith(
     done = run_python(code, clean_env(), tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_call_text_against_a_server_that_is_not_there(scripted: Any, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    done = voicebook(
+        "call", "--text", "--say", "hi", "--url", dead, env=clean_env(scripted.env()), cwd=tmp_path
+    )
+    assert done.returncode == 3
+    message = " ".join(done.stderr.split())
+    assert f"cannot reach the voicebook server at {dead}" in message
+    assert scripted.model.requests == []  # nothing was said to the model

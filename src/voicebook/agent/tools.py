@@ -29,7 +29,7 @@ from livekit.agents.llm import RawFunctionTool
 from voicebook.agent.schemas import WRITE_TOOLS, tool_schema
 from voicebook.errors import SlotTaken, VoicebookError
 from voicebook.models import TOOL_NAMES, WireModel
-from voicebook.sdk import AsyncClient
+from voicebook.sdk import AsyncClient, RetryPolicy
 
 logger = logging.getLogger("voicebook.agent")
 
@@ -60,6 +60,16 @@ class ToolCallRecord:
 
 
 ToolObserver = Callable[[ToolCallRecord], None]
+
+AGENT_RETRY = RetryPolicy(max_attempts=3, max_total_s=6.0, base_delay_s=0.25, max_delay_s=2.0)
+"""A caller waits on the line while a tool call is retried: a few quick attempts, then the
+model hears the failure and can say so (the SDK's default rides out 30 s of trouble)."""
+
+
+def agent_client(base_url: str | None, api_key: str | None) -> AsyncClient:
+    """The agent's SDK client: `base_url` (else VOICEBOOK_URL, else BACKEND_BASE_URL) with
+    the agent's retry policy."""
+    return AsyncClient(base_url, api_key, retry=AGENT_RETRY)
 
 
 def compact_json(value: Any) -> str:

@@ -24,8 +24,8 @@ from livekit.agents import AgentServer, JobContext
 from voicebook.agent.link import CallLink
 from voicebook.agent.providers import build_avatar, build_voice_session, check_settings
 from voicebook.agent.receptionist import Receptionist
+from voicebook.agent.tools import agent_client
 from voicebook.config import ConfigError, Settings, load_settings
-from voicebook.sdk import AsyncClient
 
 logger = logging.getLogger("voicebook.agent")
 
@@ -71,7 +71,7 @@ async def entrypoint(ctx: JobContext) -> None:
         logger.error("cannot take the call: %s", exc)
         ctx.shutdown(str(exc))
         return
-    client = AsyncClient(
+    client = agent_client(
         os.environ.get("VOICEBOOK_URL") or settings.backend_base_url, _api_key(settings)
     )
     session = build_voice_session(settings)

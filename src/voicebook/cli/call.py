@@ -92,8 +92,8 @@ async def _talk(
     import json
 
     from voicebook.agent.textmode import TextCall
+    from voicebook.agent.tools import agent_client
     from voicebook.errors import VoicebookError
-    from voicebook.sdk import AsyncClient
 
     quiet = as_json
     async with contextlib.AsyncExitStack() as stack:
@@ -105,7 +105,7 @@ async def _talk(
             if not quiet:
                 console.print(f"[dim]server in this process at {base_url}[/]", highlight=False)
         key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
-        client = await stack.enter_async_context(AsyncClient(base_url, key))
+        client = await stack.enter_async_context(agent_client(base_url, key))
         call = TextCall(settings, client, observer=None if quiet else _show_tool_call)
         try:
             greeting = await call.start()

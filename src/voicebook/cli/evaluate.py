@@ -69,7 +69,7 @@ async def _evaluate(
     import tempfile
 
     from voicebook.agent.evals import run_scenarios
-    from voicebook.sdk import AsyncClient
+    from voicebook.agent.tools import agent_client
 
     async with contextlib.AsyncExitStack() as stack:
         base_url = url or os.environ.get("VOICEBOOK_URL")
@@ -82,7 +82,7 @@ async def _evaluate(
             )
             base_url = await stack.enter_async_context(serve_in_process(scratch))
         key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
-        client = await stack.enter_async_context(AsyncClient(base_url, key))
+        client = await stack.enter_async_context(agent_client(base_url, key))
         return await run_scenarios(settings, client, scenarios)
 
 
