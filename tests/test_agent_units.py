@@ -362,3 +362,43 @@ def test_call_text_against_a_server_that_is_not_there(scripted: Any, tmp_path: P
     message = " ".join(done.stderr.split())
     assert f"cannot reach the voicebook server at {dead}" in message
     assert scripted.model.requests == []  # nothing was said to the model
+
+
+def test_agent_start_drains_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """The worker starts (LiveKit itself is not reachable here, so it keeps retrying), and
+    SIGTERM makes it drain and exit 0, as an orchestrator stopping it expects."""
+    import signal
+    import time
+
+    env = clean_env(
+        {
+            "OPENROUTER_API_KEY": "dummy",
+            "DEEPGRAM_API_KEY": "dummy",
+            "CARTESIA_API_KEY": "dummy",
+            "LIVEKIT_URL": f"ws://127.0.0.1:{free_port()}",
+            "LIVEKIT_API_KEY": "dummy",
+            "LIVEKIT_API_SECRET": "dummy-secret-dummy-secret-dummy-secret",
+        }
+    )
+    log = tmp_path / "agent.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "voicebook", "agent", "start", "--port", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "failed to connect to livekit" not in log.read_text(errors="replace"):
+            assert process.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text(errors="replace")
+    finally:
+        process.kill()
+    text = log.read_text(errors="replace")
+    assert "draining worker" in text
+    assert "Traceback" not in text

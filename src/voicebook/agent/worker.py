@@ -44,10 +44,13 @@ def session_id_from_metadata(metadata: str | None) -> str:
     return session_id
 
 
-def create_agent_server(settings: Settings) -> AgentServer:
-    """The worker: explicit dispatch by name, one job process per call."""
+def create_agent_server(settings: Settings, *, port: int | None = None) -> AgentServer:
+    """The worker: explicit dispatch by name, one job process per call. `port` is its health
+    HTTP server's (livekit-agents' default, 8081, when None; 0 picks a free one)."""
     check_settings(settings, voice=True)
+    options = {} if port is None else {"port": port}
     server = AgentServer(
+        **options,
         ws_url=settings.livekit_url or "",
         api_key=settings.livekit_api_key or "",
         api_secret=(

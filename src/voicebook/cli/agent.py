@@ -11,9 +11,13 @@ from voicebook.cli.common import EXIT_USAGE, fail, load_settings, require_agent_
 app = typer.Typer(help="The voice agent: a LiveKit worker dispatched by LIVEKIT_AGENT_NAME.")
 
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+Port = Annotated[
+    int,
+    typer.Option(min=0, max=65535, help="The worker's health-check HTTP port (0: a free one)."),
+]
 
 
-def _run(*, dev: bool, log_level: str) -> None:
+def _run(*, dev: bool, log_level: str, port: int) -> None:
     require_agent_extra()
     from voicebook.config import ConfigError
 
@@ -21,7 +25,7 @@ def _run(*, dev: bool, log_level: str) -> None:
     try:
         from voicebook.agent.worker import create_agent_server
 
-        server = create_agent_server(settings)
+        server = create_agent_server(settings, port=port)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     from livekit.agents.cli import proto
@@ -38,12 +42,12 @@ def _run(*, dev: bool, log_level: str) -> None:
 
 
 @app.command()
-def start(log_level: LogLevel = "info") -> None:
+def start(log_level: LogLevel = "info", port: Port = 8081) -> None:
     """Run the worker for production: JSON logs; SIGTERM drains running calls."""
-    _run(dev=False, log_level=log_level)
+    _run(dev=False, log_level=log_level, port=port)
 
 
 @app.command()
-def dev(log_level: LogLevel = "debug") -> None:
+def dev(log_level: LogLevel = "debug", port: Port = 0) -> None:
     """Run the worker for development: readable logs, no idle job processes kept warm."""
-    _run(dev=True, log_level=log_level)
+    _run(dev=True, log_level=log_level, port=port)
