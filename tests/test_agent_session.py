@@ -166,3 +166,23 @@ async def test_reports_go_in_batches_and_survive_a_network_cut(server: Server) -
     (summary,) = [e.payload for e in events if e.type == "summary"]
     assert summary["cost"]["usage"]["llm_input_tokens"] == 1000
     assert events[-1].type == "session_closed"
+
+
+async def test_nulls_from_the_model_mean_not_given(scripted: Any, server: Server) -> None:
+    """Models fill optional parameters with null; the agent leaves them out, so the server's
+    defaults apply instead of a validation error."""
+    ask = "Anything free, any day?"
+    nulls = {"date": None, "part_of_day": None, "limit": None, "session_id": "someone-else"}
+    scripted.model.add(
+        {**BOOKING_RULES, ask: [{"call": "fetch_slots", "args": nulls}, {"say": "Yes."}]}
+    )
+    async with AsyncClient(server.url) as client:
+        call = TextCall(settings_for(scripted), client)
+        await call.start()
+        await call.say(IDENTIFY)
+        turn = await call.say(ask)
+        (fetched,) = turn.tool_calls
+        assert fetched.ok, fetched.output
+        assert fetched.arguments == {}
+        assert len(json.loads(fetched.output)["slots"]) == 5  # the server's default limit
+        await call.close()

@@ -152,7 +152,11 @@ def build_function_tools(
 
     def make(name: str) -> RawFunctionTool:
         async def run(raw_arguments: dict[str, object], context: RunContext) -> str:
-            arguments = {k: v for k, v in raw_arguments.items() if k != "session_id"}
+            # null means "not given" (models send it for optional parameters); the session is
+            # always this call's, whatever the model says.
+            arguments = {
+                k: v for k, v in raw_arguments.items() if v is not None and k != "session_id"
+            }
             if name == "end_conversation":
                 return await end_conversation(arguments, context)
             if name in WRITE_TOOLS:
