@@ -26,6 +26,9 @@ from voicebook.config import Settings
 from voicebook.models import Summary
 from voicebook.sdk import AsyncClient
 
+ENDING_TIMEOUT_S = 30.0
+"""How long a turn waits for end_conversation to reach the server after the goodbye."""
+
 
 @dataclass
 class Turn:
@@ -122,8 +125,10 @@ class TextCall:
         self.turns.append(turn)
         if self.link is not None and self.link.ending:
             self._current = turn  # end_conversation is sent after the goodbye: keep recording
-            await self.link.wait_ended()
-            self._current = None
+            try:
+                await asyncio.wait_for(self.link.wait_ended(), timeout=ENDING_TIMEOUT_S)
+            finally:
+                self._current = None
         return turn
 
     async def close(self) -> Summary | None:
@@ -132,7 +137,7 @@ class TextCall:
             return None
         with contextlib.suppress(RuntimeError):
             await self._session.aclose()
-        await asyncio.wait_for(self.link.finish(), timeout=30)
+        await asyncio.wait_for(self.link.finish(), timeout=ENDING_TIMEOUT_S)
         return self.link.summary
 
     def document(self, summary: Summary | None) -> dict[str, Any]:
