@@ -402,3 +402,25 @@ def test_agent_start_drains_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None
     text = log.read_text(errors="replace")
     assert "draining worker" in text
     assert "Traceback" not in text
+
+
+def test_the_worker_reads_the_session_id_the_server_puts_in_the_token(tmp_path: Path) -> None:
+    """The contract between `POST /livekit/token` and the worker: the dispatch the token carries
+    names the worker's agent, and its metadata gives the worker the session it joins."""
+    from livekit import api
+
+    from voicebook.server.livekit import mint_token
+
+    secret = "a-secret-that-is-long-enough-for-hs256"
+    settings = load_settings(
+        livekit_url="wss://example.invalid",
+        livekit_api_key="key",
+        livekit_api_secret=secret,
+        livekit_agent_name="front-desk",
+    )
+    minted = mint_token(settings, "sess_42")
+    claims = api.TokenVerifier("key", secret).verify(minted.token)
+    assert claims.room_config is not None
+    (dispatch,) = claims.room_config.agents
+    assert dispatch.agent_name == settings.livekit_agent_name
+    assert session_id_from_metadata(dispatch.metadata) == "sess_42"
