@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
+
 from voicebook.config import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -24,7 +26,8 @@ DEEPGRAM_MODEL = "nova-3"
 LLM_VARIABLES = "OPENROUTER_API_KEY (or OPENAI_API_BASE with OPENAI_API_KEY)"
 
 
-def _secret(value: Any) -> str | None:
+def secret_value(value: SecretStr | None) -> str | None:
+    """The plain text of a secret setting (None when it is not set)."""
     return value.get_secret_value() if value is not None else None
 
 
@@ -73,12 +76,12 @@ def build_llm(settings: Settings) -> LLM:
     model = llm_model_name(settings)
     if settings.openrouter_api_key:
         return openai.LLM.with_openrouter(
-            model=model, api_key=_secret(settings.openrouter_api_key), app_name="voicebook"
+            model=model, api_key=secret_value(settings.openrouter_api_key), app_name="voicebook"
         )
     return openai.LLM(
         model=model,
         base_url=settings.openai_api_base or "https://api.openai.com/v1",
-        api_key=_secret(settings.openai_api_key) or "not-needed",
+        api_key=secret_value(settings.openai_api_key) or "not-needed",
     )
 
 
@@ -88,11 +91,11 @@ def build_voice_session(settings: Settings) -> AgentSession:
     from livekit.plugins import cartesia, deepgram
 
     check_settings(settings, voice=True)
-    tts_options: dict[str, Any] = {"api_key": _secret(settings.cartesia_api_key)}
+    tts_options: dict[str, Any] = {"api_key": secret_value(settings.cartesia_api_key)}
     if settings.cartesia_voice_id:
         tts_options["voice"] = settings.cartesia_voice_id
     return AgentSession(
-        stt=deepgram.STT(model=DEEPGRAM_MODEL, api_key=_secret(settings.deepgram_api_key)),
+        stt=deepgram.STT(model=DEEPGRAM_MODEL, api_key=secret_value(settings.deepgram_api_key)),
         llm=build_llm(settings),
         tts=cartesia.TTS(**tts_options),
         vad=inference.VAD(),
@@ -112,7 +115,7 @@ def build_avatar(settings: Settings) -> Any:
     """The Beyond Presence avatar session (started by the worker before the agent session)."""
     from livekit.plugins import bey
 
-    options: dict[str, Any] = {"api_key": _secret(settings.bey_api_key)}
+    options: dict[str, Any] = {"api_key": secret_value(settings.bey_api_key)}
     if settings.bey_avatar_id:
         options["avatar_id"] = settings.bey_avatar_id
     return bey.AvatarSession(**options)

@@ -22,7 +22,12 @@ import time
 from livekit.agents import AgentServer, JobContext
 
 from voicebook.agent.link import CallLink
-from voicebook.agent.providers import build_avatar, build_voice_session, check_settings
+from voicebook.agent.providers import (
+    build_avatar,
+    build_voice_session,
+    check_settings,
+    secret_value,
+)
 from voicebook.agent.receptionist import Receptionist
 from voicebook.agent.tools import agent_client
 from voicebook.config import ConfigError, Settings, load_settings
@@ -53,16 +58,10 @@ def create_agent_server(settings: Settings, *, port: int | None = None) -> Agent
         **options,
         ws_url=settings.livekit_url or "",
         api_key=settings.livekit_api_key or "",
-        api_secret=(
-            settings.livekit_api_secret.get_secret_value() if settings.livekit_api_secret else ""
-        ),
+        api_secret=secret_value(settings.livekit_api_secret) or "",
     )
     server.rtc_session(entrypoint, agent_name=settings.livekit_agent_name)
     return server
-
-
-def _api_key(settings: Settings) -> str | None:
-    return settings.api_key.get_secret_value() if settings.api_key else None
 
 
 async def entrypoint(ctx: JobContext) -> None:
@@ -75,7 +74,7 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(str(exc))
         return
     client = agent_client(
-        os.environ.get("VOICEBOOK_URL") or settings.backend_base_url, _api_key(settings)
+        os.environ.get("VOICEBOOK_URL") or settings.backend_base_url, secret_value(settings.api_key)
     )
     session = build_voice_session(settings)
     link = CallLink(client, session_id)
@@ -104,7 +103,14 @@ async def _start_avatar(
     settings: Settings, link: CallLink, session: object, ctx: JobContext
 ) -> None:
     try:
-        await build_avatar(settings).start(session, room=ctx.room)
+        # LiveKit's settings passed explicitly: they may come from .env, not the environment
+        await build_avatar(settings).start(
+            session,
+            room=ctx.room,
+            livekit_url=settings.livekit_url or "",
+            livekit_api_key=settings.livekit_api_key or "",
+            livekit_api_secret=secret_value(settings.livekit_api_secret) or "",
+        )
     except Exception:
         logger.exception("the avatar did not start; the call goes on with voice only")
     else:

@@ -13,7 +13,6 @@ cannot be reached.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -74,10 +73,6 @@ def call(
         raise typer.Exit(EXIT_DOMAIN)
 
 
-def _server_url(url: str | None, settings: Settings) -> str | None:
-    return url or os.environ.get("VOICEBOOK_URL") or settings.backend_base_url
-
-
 async def _talk(
     settings: Settings,
     lines: list[str],
@@ -88,24 +83,16 @@ async def _talk(
 ) -> bool:
     """The call; True when the LLM failed during it."""
     import asyncio
-    import contextlib
     import json
 
     from voicebook.agent.textmode import TextCall
-    from voicebook.agent.tools import agent_client
+    from voicebook.cli.common import agent_server
     from voicebook.errors import VoicebookError
 
     quiet = as_json
-    async with contextlib.AsyncExitStack() as stack:
-        base_url = _server_url(url, settings)
-        if base_url is None:
-            from voicebook.server.embedded import serve_in_process
-
-            base_url = await stack.enter_async_context(serve_in_process(settings))
-            if not quiet:
-                console.print(f"[dim]server in this process at {base_url}[/]", highlight=False)
-        key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
-        client = await stack.enter_async_context(agent_client(base_url, key))
+    async with agent_server(settings, url, api_key) as (client, in_process):
+        if in_process and not quiet:
+            console.print(f"[dim]server in this process at {client.base_url}[/]", highlight=False)
         call = TextCall(settings, client, observer=None if quiet else _show_tool_call)
         try:
             greeting = await call.start()

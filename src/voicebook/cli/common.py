@@ -99,3 +99,34 @@ def quiet_agent_logs() -> None:
 
     logging.getLogger("livekit").setLevel(logging.CRITICAL)
     logging.getLogger("voicebook.agent").setLevel(logging.CRITICAL)
+
+
+@asynccontextmanager
+async def agent_server(
+    settings: Any, url: str | None, api_key: str | None, *, scratch: bool = False
+) -> AsyncIterator[tuple[Any, bool]]:
+    """The SDK client the agent commands talk through, and whether the server is in-process.
+
+    The server is `url`, else VOICEBOOK_URL, else BACKEND_BASE_URL; with none of them it runs
+    inside this process, on the embedded store (`scratch`: on a throwaway SQLite file)."""
+    import contextlib
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from voicebook.agent.providers import secret_value
+    from voicebook.agent.tools import agent_client
+
+    async with contextlib.AsyncExitStack() as stack:
+        base_url = url or os.environ.get("VOICEBOOK_URL") or settings.backend_base_url
+        in_process = base_url is None
+        if in_process:
+            from voicebook.server.embedded import serve_in_process
+
+            if scratch:
+                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="voicebook-"))
+                database = f"sqlite:///{Path(folder) / 'scratch.sqlite3'}"
+                settings = settings.model_copy(update={"database_url": database})
+            base_url = await stack.enter_async_context(serve_in_process(settings))
+        key = api_key or secret_value(settings.api_key)
+        yield await stack.enter_async_context(agent_client(base_url, key)), in_process

@@ -1,7 +1,8 @@
 """`voicebook eval FILE.yaml`: run scripted conversations against the agent, print a table.
 
-Without `--url` the server runs inside this process on a throwaway SQLite file, so every run
-starts from an empty calendar; the LLM is the configured one. Exit 1 when any check fails.
+Without `--url` (or VOICEBOOK_URL / BACKEND_BASE_URL) the server runs inside this process on a
+throwaway SQLite file, so every run starts from an empty calendar; the LLM is the configured one.
+Exit 1 when any check fails.
 """
 
 from __future__ import annotations
@@ -64,25 +65,10 @@ def evaluate(
 async def _evaluate(
     settings: Settings, scenarios: list[Scenario], url: str | None, api_key: str | None
 ) -> list[ScenarioResult]:
-    import contextlib
-    import os
-    import tempfile
-
     from voicebook.agent.evals import run_scenarios
-    from voicebook.agent.tools import agent_client
+    from voicebook.cli.common import agent_server
 
-    async with contextlib.AsyncExitStack() as stack:
-        base_url = url or os.environ.get("VOICEBOOK_URL")
-        if base_url is None:
-            from voicebook.server.embedded import serve_in_process
-
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="voicebook-eval-"))
-            scratch = settings.model_copy(
-                update={"database_url": f"sqlite:///{Path(folder) / 'eval.sqlite3'}"}
-            )
-            base_url = await stack.enter_async_context(serve_in_process(scratch))
-        key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
-        client = await stack.enter_async_context(agent_client(base_url, key))
+    async with agent_server(settings, url, api_key, scratch=True) as (client, _):
         return await run_scenarios(settings, client, scenarios)
 
 
