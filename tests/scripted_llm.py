@@ -297,9 +297,12 @@ def main() -> None:
     parser.add_argument("scenarios", help="a voicebook eval scenario file")
     parser.add_argument("--port", type=int, default=8808)
     args = parser.parse_args()
-    server = ScriptedServer(ScriptedModel(rules_from_scenarios(args.scenarios)), args.port)
+    server = ScriptedServer(ScriptedModel(rules_from_scenarios(args.scenarios)), args.port).start()
     print(f"scripted model at {server.base_url} (OPENAI_API_BASE); Ctrl-C stops it", flush=True)
-    server._run()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
 
 
 if __name__ == "__main__":

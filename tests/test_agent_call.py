@@ -284,3 +284,36 @@ def test_ctrl_d_hangs_up_and_the_call_is_still_summarised(scripted: Any, tmp_pat
     assert "⚙ identify_user" in terminal.text
     assert "summary" in terminal.text
     assert "made no changes" in terminal.text
+
+
+def test_the_readme_offline_eval_commands(tmp_path: Path) -> None:
+    """README and examples/README: serve the scenario file's scripts with
+    `python tests/scripted_llm.py`, then `voicebook eval` with nothing but OPENAI_API_BASE."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    scenarios = REPO / "examples" / "scenarios.yaml"
+    model = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "tests" / "scripted_llm.py"),
+            str(scenarios),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=clean_env(),
+        cwd=tmp_path,
+    )
+    try:
+        assert model.stdout is not None
+        assert b"scripted model at" in model.stdout.readline()
+        env = clean_env({"OPENAI_API_BASE": f"http://127.0.0.1:{port}/v1", "COLUMNS": "200"})
+        done = voicebook("eval", str(scenarios), env=env, cwd=tmp_path)
+    finally:
+        model.terminate()
+        model.wait(timeout=10)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5/5 scenarios passed" in done.stdout
