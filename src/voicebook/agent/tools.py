@@ -140,7 +140,8 @@ class ServerTools:
                 self._notify(record)
 
     async def drain(self) -> None:
-        """Wait for shielded writes still running (before the session is ended)."""
+        """Wait for the tool calls still running (a shielded write may outlive its turn), so the
+        session is not ended under them."""
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
