@@ -144,7 +144,8 @@ async def _interactive(call: TextCall) -> None:
             continue
         if line.lower() in QUIT_WORDS:
             break
-        turn = await call.say(line)
+        with console.status("[dim]…[/]", spinner="dots"):
+            turn = await call.say(line)
         _show_agent(turn)
         if turn.error:
             break
