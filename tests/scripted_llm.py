@@ -12,9 +12,10 @@ assistant messages after it (`step`); the answer is `rules[user text][step]`:
     {"status": 500}                                   an HTTP error instead of an answer
 
 A user text with no rule gets {"say": "(no rule for: ...)"}; a step past the end of its list
-gets the last entry if it is a `say`, so a model never loops on tool calls. String arguments
-of the form "$tool.path.to.0.field" are read from the newest output of that tool in the
-conversation, so a script can book the slot the server offered a moment ago.
+gets the last entry if it is a `say`, so a model never loops on tool calls; with
+`tool_choice: "none"` (the session's "enough tool rounds") a scripted call becomes a short
+text. String arguments of the form "$tool.path.to.0.field" are read from the newest output of
+that tool in the conversation, so a script can book the slot the server offered a moment ago.
 
 Every answer is streamed as a real provider streams it: the role first, text or tool-call
 arguments split across several chunks, the finish reason, then a usage chunk (prompt and
@@ -121,6 +122,8 @@ class ScriptedModel:
         if step >= len(steps):
             return steps[-1] if "say" in steps[-1] else {"say": "Is there anything else?"}
         entry = steps[step]
+        if ("call" in entry or "calls" in entry) and body.get("tool_choice") == "none":
+            return {"say": "(tools are off for this answer)"}  # as a real model obeys
         if "call" in entry or "calls" in entry:
             outputs = tool_outputs(messages)
             calls = entry.get("calls") or [entry]

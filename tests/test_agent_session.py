@@ -186,3 +186,33 @@ async def test_nulls_from_the_model_mean_not_given(scripted: Any, server: Server
         assert fetched.arguments == {}
         assert len(json.loads(fetched.output)["slots"]) == 5  # the server's default limit
         await call.close()
+
+
+async def test_a_turn_may_take_five_tool_rounds(scripted: Any, server: Server) -> None:
+    """ "Ada, 415 555 0101: book me the first slot, then tell me what I have and what else is
+    free" is five tool rounds before the answer; the session allows them (livekit-agents'
+    default allows four, then makes the model answer without tools)."""
+    line = "Ada, 415 555 0101. Book the first slot, then say what I have and what else is free."
+    steps = [
+        {"call": "identify_user", "args": {"phone": "415 555 0101", "name": "Ada"}},
+        {"call": "fetch_slots", "args": {"limit": 1}},
+        {"call": "book_appointment", "args": {"slot_id": "$fetch_slots.slots.0.slot_id"}},
+        {"call": "retrieve_appointments", "args": {}},
+        {"call": "fetch_slots", "args": {"limit": 2}},
+        {"say": "Booked; you have one appointment, and two more times are free."},
+    ]
+    scripted.model.add({line: steps})
+    async with AsyncClient(server.url) as client:
+        call = TextCall(settings_for(scripted), client)
+        await call.start()
+        turn = await call.say(line)
+        assert [c.name for c in turn.tool_calls] == [
+            "identify_user",
+            "fetch_slots",
+            "book_appointment",
+            "retrieve_appointments",
+            "fetch_slots",
+        ]
+        assert all(c.ok for c in turn.tool_calls)
+        assert turn.agent == ["Booked; you have one appointment, and two more times are free."]
+        await call.close()

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 DEFAULT_OPENROUTER_MODEL = "openai/gpt-4o-mini"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEEPGRAM_MODEL = "nova-3"
+MAX_TOOL_STEPS = 5
+"""Tool rounds per turn: "I'm Ada, 415 555 0101, cancel my Tuesday" is identify, retrieve and
+cancel before the answer (livekit-agents' default, 3, would cut that turn short)."""
 LLM_VARIABLES = "OPENROUTER_API_KEY (or OPENAI_API_BASE with OPENAI_API_KEY)"
 
 
@@ -100,6 +103,7 @@ def build_voice_session(settings: Settings) -> AgentSession:
         tts=cartesia.TTS(**tts_options),
         vad=inference.VAD(),
         turn_handling={"turn_detection": inference.TurnDetector(version="v1-mini")},
+        max_tool_steps=MAX_TOOL_STEPS,
     )
 
 
@@ -108,7 +112,12 @@ def build_text_session(settings: Settings) -> AgentSession:
     from livekit.agents import AgentSession
 
     check_settings(settings, voice=False)
-    return AgentSession(llm=build_llm(settings), vad=None, turn_handling={"turn_detection": None})
+    return AgentSession(
+        llm=build_llm(settings),
+        vad=None,
+        turn_handling={"turn_detection": None},
+        max_tool_steps=MAX_TOOL_STEPS,
+    )
 
 
 def build_avatar(settings: Settings) -> Any:
