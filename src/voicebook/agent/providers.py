@@ -24,8 +24,10 @@ DEFAULT_OPENROUTER_MODEL = "openai/gpt-4o-mini"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEEPGRAM_MODEL = "nova-3"
 MAX_TOOL_STEPS = 5
-"""Tool rounds per turn: "I'm Ada, 415 555 0101, cancel my Tuesday" is identify, retrieve and
-cancel before the answer (livekit-agents' default, 3, would cut that turn short)."""
+"""livekit-agents' `max_tool_steps`: a turn may make this many tool rounds plus one before the
+model must answer without tools. A caller who says "I'm Ada, 415 555 0101, book me the first
+slot, then tell me what I have and what else is free" needs five; the default (3) cuts that
+turn short."""
 LLM_VARIABLES = "OPENROUTER_API_KEY (or OPENAI_API_BASE with OPENAI_API_KEY)"
 
 
