@@ -317,3 +317,15 @@ def test_the_readme_offline_eval_commands(tmp_path: Path) -> None:
         model.wait(timeout=10)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "5/5 scenarios passed" in done.stdout
+
+
+def test_eval_only_runs_the_named_scenarios(scripted: Any, tmp_path: Path) -> None:
+    scenarios = REPO / "examples" / "scenarios.yaml"
+    scripted.model.add(rules_from_scenarios(scenarios))
+    env = clean_env(scripted.env())
+    done = voicebook("eval", str(scenarios), "--only", "DOUBLE", "--json", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [r["name"] for r in json.loads(done.stdout)] == ["recover from a double booking"]
+    missing = voicebook("eval", str(scenarios), "--only", "nothing-like-it", env=env, cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "no scenario name contains 'nothing-like-it'" in missing.stderr
