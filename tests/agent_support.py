@@ -31,14 +31,6 @@ def require_agent_extra() -> None:
     pytest.skip(message, allow_module_level=True)
 
 
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This environment without voicebook's, LiveKit's or the providers' settings, plus `extra`."""
-    prefixes = ("VOICEBOOK_", "LIVEKIT_", "SUPABASE_", "OPENAI_", "OPENROUTER_", "DEEPGRAM_")
-    prefixes += ("CARTESIA_", "BEY_", "AGENT_", "BACKEND_", "HTTP_BASE", "WS_BASE")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    return {**base, **(extra or {})}
-
-
 def voicebook(
     *args: str, env: dict[str, str], cwd: Path, stdin: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,5 @@
-"""Real `voicebook serve` processes on free loopback ports, for end-to-end tests."""
+"""Real processes for end-to-end tests: `voicebook serve` (or any server) on a free loopback
+port, started with a clean environment and stopped when the test is done."""
 
 from __future__ import annotations
 
@@ -8,10 +9,26 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
+
+from voicebook.config import Settings, variable_name
+
+_READ_BY_VOICEBOOK = frozenset(variable_name(field) for field in Settings.model_fields)
+
+
+def clean_env(extra: Mapping[str, str] | None = None, **more: str) -> dict[str, str]:
+    """This environment without any variable voicebook reads (its own VOICEBOOK_* and the
+    established names of its settings: LiveKit, Supabase, the providers, the frontend), plus
+    `extra` and `more`: a subprocess sees only what the test gives it."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("VOICEBOOK_") and k not in _READ_BY_VOICEBOOK
+    }
+    return {**base, **(extra or {}), **more}
 
 
 def free_port() -> int:
@@ -35,6 +52,41 @@ class Server:
 
 
 @contextlib.contextmanager
+def running_process(
+    argv: Sequence[str], *, ready_url: str, env: Mapping[str, str], cwd: Path, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `argv` (output to `log_path`), wait until `ready_url` answers 200, and stop it on
+    exit (terminate, then kill after 15 s). Fails with the log if it exits or is not up in 30 s."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            list(argv), env=dict(env), cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                log = log_path.read_text(errors="replace")
+                raise RuntimeError(f"{argv[0]} exited with {process.returncode}:\n{log}")
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                log = log_path.read_text(errors="replace")
+                raise RuntimeError(f"{argv[0]} did not start in 30 s:\n{log}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
 def running_server(
     env: dict[str, str], tmp_path: Path, *, args: tuple[str, ...] = (), port: int | None = None
 ) -> Iterator[Server]:
@@ -43,39 +95,10 @@ def running_server(
     The working directory is `tmp_path`, so no stray `.env` is read.
     """
     port = port or free_port()
-    base_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("VOICEBOOK_", "LIVEKIT_", "SUPABASE_"))
-    }
     log_path = tmp_path / f"server-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "voicebook", "serve", "--port", str(port), *args],
-            env={**base_env, **env},
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, port, log_path)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
-            try:
-                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start in 30 s:\n{server.log()}")
-            time.sleep(0.1)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    argv = [sys.executable, "-m", "voicebook", "serve", "--port", str(port), *args]
+    url = f"http://127.0.0.1:{port}"
+    with running_process(
+        argv, ready_url=f"{url}/healthz", env=clean_env(env), cwd=tmp_path, log_path=log_path
+    ) as process:
+        yield Server(process, port, log_path)

@@ -19,12 +19,11 @@ from agent_support import (
     IDENTIFY,
     REPO,
     Terminal,
-    clean_env,
     require_agent_extra,
     voicebook,
 )
 from scripted_llm import rules_from_scenarios
-from servers import free_port, running_server
+from servers import clean_env, free_port, running_server
 from voicebook.models import TOOL_NAMES
 from voicebook.sdk import Client
 

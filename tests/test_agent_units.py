@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from agent_support import BOOKING_RULES, IDENTIFY, clean_env, require_agent_extra, voicebook
-from servers import free_port, running_server
+from agent_support import BOOKING_RULES, IDENTIFY, require_agent_extra, voicebook
+from servers import clean_env, free_port, running_server
 from voicebook.config import ConfigError, load_settings
 from voicebook.models import TOOL_NAMES, TOOL_REQUESTS
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from servers import Server, running_server
+from servers import Server, clean_env, running_server
 from voicebook.cli.app import app
 from voicebook.models import (
     Event,
@@ -75,16 +75,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     with running_server(env, tmp) as running:
         yield running
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without voicebook's variables, plus `extra`."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("VOICEBOOK_", "LIVEKIT_", "SUPABASE_", "BACKEND_"))
-    }
-    return {**base, **extra}
 
 
 def run_subprocess(*args: str, env: dict[str, str], cwd: Path) -> Outcome:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import httpx
 import pytest
 from livekit import api
 
-from servers import Server, free_port, running_server
+from servers import Server, clean_env, free_port, running_process, running_server
 from voicebook.sdk import Client
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -30,15 +28,6 @@ LIVEKIT_URL = "wss://voicebook-example.livekit.invalid"
 LIVEKIT_KEY = "APIexamplekey"
 LIVEKIT_SECRET = "example-secret-0123456789abcdef0123456789abcdef"
 AGENT = "receptionist-example"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("VOICEBOOK_", "LIVEKIT_", "SUPABASE_", "BACKEND_"))
-    }
-    return {**base, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -66,38 +55,15 @@ def running_bff(voicebook_url: str, tmp_path: Path) -> Iterator[str]:
     log_path = tmp_path / f"bff-{port}.log"
     env = clean_env(VOICEBOOK_URL=voicebook_url, VOICEBOOK_API_KEY=API_KEY)
     argv = [sys.executable, "-m", "uvicorn", "bff_app:app", "--app-dir", str(EXAMPLES)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*argv, "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"the BFF exited with {process.returncode}:\n{log_path.read_text()}"
-                )
-            try:
-                if httpx.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the BFF did not start in 30 s:\n{log_path.read_text()}")
-            time.sleep(0.1)
+    with running_process(
+        [*argv, "--host", "127.0.0.1", "--port", str(port)],
+        ready_url=url + "/",
+        env=env,
+        cwd=tmp_path,
+        log_path=log_path,
+    ):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
     assert API_KEY not in log_path.read_text(errors="replace")
 
 

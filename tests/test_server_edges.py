@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from servers import Server, free_port, running_server
+from servers import Server, clean_env, free_port, running_server
 
 API_KEY = "edge-service-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -53,14 +52,6 @@ BASE_ENV = {
 
 # Every error answer the tests below receive, for the module-wide shape and "no 5xx" checks.
 SEEN_ERRORS: list[tuple[str, httpx.Response]] = []
-
-
-def clean_env() -> dict[str, str]:
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("VOICEBOOK_", "LIVEKIT_", "SUPABASE_"))
-    }
 
 
 @pytest.fixture(scope="module")
