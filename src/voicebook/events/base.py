@@ -74,6 +74,22 @@ class LocalFanout:
             subscription.offer(event)
 
 
+class LocalSubscriptions:
+    """What every bus shares: this process's subscribers, whom the bus feeds through
+    `self._fanout.deliver` (at once in-process, or as events arrive from Redis)."""
+
+    def __init__(self) -> None:
+        self._fanout = LocalFanout()
+
+    def subscribe(self, session_id: str) -> Subscription:
+        subscription = Subscription(session_id)
+        self._fanout.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._fanout.remove(subscription)
+
+
 class EventBus(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...

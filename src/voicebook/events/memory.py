@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from voicebook.events.base import LocalFanout, Subscription
+from voicebook.events.base import LocalSubscriptions
 from voicebook.store.base import EventRecord
 
 
-class InProcessBus:
-    def __init__(self) -> None:
-        self._fanout = LocalFanout()
-
+class InProcessBus(LocalSubscriptions):
     async def start(self) -> None:
         return None
 
@@ -21,11 +18,3 @@ class InProcessBus:
     async def publish(self, events: Sequence[EventRecord]) -> None:
         for event in events:
             self._fanout.deliver(event)
-
-    def subscribe(self, session_id: str) -> Subscription:
-        subscription = Subscription(session_id)
-        self._fanout.add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        self._fanout.remove(subscription)

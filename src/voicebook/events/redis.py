@@ -17,7 +17,7 @@ from datetime import datetime
 import redis.asyncio as aioredis
 
 from voicebook.config import redact_url
-from voicebook.events.base import LocalFanout, Subscription
+from voicebook.events.base import LocalSubscriptions
 from voicebook.store.base import EventRecord
 
 CHANNEL_PREFIX = "voicebook:events:"
@@ -50,12 +50,12 @@ def decode(data: str | bytes) -> tuple[EventRecord, float]:
     return event, float(raw["published_at"])
 
 
-class RedisBus:
+class RedisBus(LocalSubscriptions):
     def __init__(self, url: str, *, on_lag: Callable[[float], None] | None = None) -> None:
+        super().__init__()
         self.url = url
         self.display_url = redact_url(url)
         self._on_lag = on_lag
-        self._fanout = LocalFanout()
         self._client: aioredis.Redis | None = None
         self._listener: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -103,11 +103,3 @@ class RedisBus:
             for event in events:
                 pipe.publish(CHANNEL_PREFIX + event.session_id, encode(event))
             await pipe.execute()
-
-    def subscribe(self, session_id: str) -> Subscription:
-        subscription = Subscription(session_id)
-        self._fanout.add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        self._fanout.remove(subscription)
