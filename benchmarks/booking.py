@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -31,6 +30,7 @@ from rich.table import Table
 from harness import (
     NOW,
     Load,
+    Slots,
     console,
     fixed_clock,
     rules,
@@ -38,7 +38,6 @@ from harness import (
     temporary_postgres,
     verdict,
 )
-from voicebook.scheduling.availability import free_slots, slot_id
 from voicebook.scheduling.ids import new_appointment_id
 from voicebook.scheduling.service import SchedulingService
 from voicebook.store.postgres import PostgresStore
@@ -83,22 +82,6 @@ class Level:
         if not self.service.ops_per_s:
             return math.inf
         return self.bare.ops_per_s / self.service.ops_per_s
-
-
-class Slots:
-    """Distinct free slot ids, handed out once each, in a shuffled order."""
-
-    def __init__(self) -> None:
-        starts = [s.start for s in free_slots(RULES, NOW, [])]
-        random.Random(7).shuffle(starts)
-        self._ids = iter([slot_id(start) for start in starts])
-        self.total = len(starts)
-
-    def take(self) -> str:
-        try:
-            return next(self._ids)
-        except StopIteration:
-            raise RuntimeError(f"all {self.total} slots are booked; widen RULES") from None
 
 
 async def identify(service: SchedulingService, count: int, first: int) -> list[Caller]:
@@ -223,7 +206,7 @@ async def run(quick: bool) -> None:
     phases = QUICK if quick else FULL
     levels = []
     async with temporary_postgres("vb_bench_book") as url:
-        slots = Slots()
+        slots = Slots(RULES, NOW)
         counter = itertools.count()
         first = 0
         for concurrency in CONCURRENCY:

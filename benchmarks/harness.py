@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import random
 import secrets
 import statistics
 import time
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from rich.console import Console
 
-from voicebook.scheduling.availability import AvailabilityRules
+from voicebook.scheduling.availability import AvailabilityRules, free_slots, slot_id
 from voicebook.scheduling.hours import parse_hours
 from voicebook.store.postgres import PostgresStore
 
@@ -49,6 +50,29 @@ def rules(hours: str, *, slot: int, horizon: int, notice: int) -> AvailabilityRu
         min_notice_minutes=notice,
         horizon_days=horizon,
     )
+
+
+class Slots:
+    """Distinct free slot ids of `rules` from `now`, at `not_before` or later, handed out once
+    each in a shuffled (but repeatable) order."""
+
+    def __init__(
+        self, rules: AvailabilityRules, now: datetime, not_before: datetime | None = None
+    ) -> None:
+        starts = [
+            s.start
+            for s in free_slots(rules, now, [])
+            if not_before is None or s.start >= not_before
+        ]
+        random.Random(7).shuffle(starts)
+        self._ids = iter([slot_id(start) for start in starts])
+        self.total = len(starts)
+
+    def take(self) -> str:
+        try:
+            return next(self._ids)
+        except StopIteration:
+            raise RuntimeError(f"all {self.total} slots are booked; widen the rules") from None
 
 
 # --- statistics -----------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import random
 import sys
 import tempfile
 import time
@@ -48,9 +47,9 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 from rich.table import Table
 
-from harness import Load, console, rules, run_load, temporary_postgres, verdict
+from harness import Load, Slots, console, rules, run_load, temporary_postgres, verdict
 from serving import Process, Spec, free_port, running, voicebook_argv
-from voicebook.scheduling.availability import free_slots, parse_slot_id, slot_id
+from voicebook.scheduling.availability import parse_slot_id
 from voicebook.scheduling.ids import new_appointment_id
 
 CLIENTS = (1, 50)
@@ -220,25 +219,6 @@ def _serve_bare() -> None:
 # --- the load -------------------------------------------------------------------------------------
 
 
-class Slots:
-    """Distinct free slot ids at least half an hour from now, handed out once each, shuffled."""
-
-    def __init__(self) -> None:
-        now = datetime.now(timezone.utc)
-        starts = [
-            s.start for s in free_slots(RULES, now, []) if s.start >= now + timedelta(hours=1)
-        ]
-        random.Random(7).shuffle(starts)
-        self._ids = iter([slot_id(start) for start in starts])
-        self.total = len(starts)
-
-    def take(self) -> str:
-        try:
-            return next(self._ids)
-        except StopIteration:
-            raise RuntimeError(f"all {self.total} slots are booked; widen RULES") from None
-
-
 class HttpError(Exception):
     pass
 
@@ -336,7 +316,8 @@ async def seed_calendar(url: str, slots: Slots, caller: Caller, count: int) -> N
 
 async def run_voicebook(url: str, workdir: Path, phases: Phases) -> VoicebookRun:
     """fetch_slots at every level on a calendar of CALENDAR bookings, then book_appointment."""
-    slots = Slots()
+    now = datetime.now(timezone.utc)
+    slots = Slots(RULES, now, not_before=now + timedelta(hours=1))
     keys = itertools.count()
     env = {**SERVER_ENV, "VOICEBOOK_DATABASE_URL": url}
     port = free_port()
