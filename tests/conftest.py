@@ -168,6 +168,28 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+KEEP_VARIABLES = {"VOICEBOOK_TEST_POSTGRES_URL", "VOICEBOOK_REQUIRE_SERVICES"}
+"""The test suite's own settings, which an isolated command still needs."""
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """For commands run in this process: a working directory without .env, no voicebook or
+    Supabase settings from the outside, a throwaway HOME. Returns the working directory."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for name in list(os.environ):
+        if (name.startswith("VOICEBOOK_") and name not in KEEP_VARIABLES) or name.startswith(
+            "SUPABASE_"
+        ):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return work
+
+
 @pytest.fixture
 def scripted() -> Iterator[object]:
     """The local OpenAI-compatible stand-in model (tests/scripted_llm.py), with no rules yet."""

@@ -27,7 +27,6 @@ from voicebook.scheduling.availability import day_label
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SUPABASE_SCHEMA = REPO_ROOT / "supabase_schema.sql"
 ZONE = "Asia/Kolkata"  # a half-hour offset, so a slot in the wrong zone cannot pass by accident
-KEEP_VARIABLES = {"VOICEBOOK_TEST_POSTGRES_URL", "VOICEBOOK_REQUIRE_SERVICES"}
 UNREACHABLE_URL = "postgresql://root@127.0.0.1:1/x"
 
 
@@ -71,19 +70,8 @@ def voicebook_cli(request: pytest.FixtureRequest, env: Path) -> Invoke:
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A clean environment: cwd without .env, a throwaway HOME, a tmp SQLite database."""
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    for name in list(os.environ):
-        if (name.startswith("VOICEBOOK_") and name not in KEEP_VARIABLES) or name.startswith(
-            "SUPABASE_"
-        ):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+def env(tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The isolated environment plus a tmp SQLite database and round-the-clock hours."""
     monkeypatch.setenv("VOICEBOOK_DATABASE_URL", f"sqlite:///{tmp_path / 'voicebook.db'}")
     monkeypatch.setenv("VOICEBOOK_TIMEZONE", ZONE)
     monkeypatch.setenv("VOICEBOOK_HOURS", "mon-sun 00:00-24:00")

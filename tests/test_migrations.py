@@ -30,26 +30,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SUPABASE_SCHEMA = REPO_ROOT / "supabase_schema.sql"
 SUBPROCESS_TIMEOUT = 60
 # Test-harness variables that are not settings; everything else with these prefixes is cleared.
-KEEP_VARIABLES = {"VOICEBOOK_TEST_POSTGRES_URL", "VOICEBOOK_REQUIRE_SERVICES"}
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No stray .env, no voicebook/Supabase settings from the outside, a throwaway HOME."""
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    for name in list(os.environ):
-        if (name.startswith("VOICEBOOK_") and name not in KEEP_VARIABLES) or name.startswith(
-            "SUPABASE_"
-        ):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    return work
 
 
 def cli(*args: str) -> tuple[int, str]:
