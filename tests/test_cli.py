@@ -10,8 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 import voicebook
+from commands import Invoke, Outcome
 from voicebook.cli.app import app
 from voicebook.models import FetchSlotsResponse
 from voicebook.scheduling.availability import day_label
@@ -28,21 +27,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SUPABASE_SCHEMA = REPO_ROOT / "supabase_schema.sql"
 ZONE = "Asia/Kolkata"  # a half-hour offset, so a slot in the wrong zone cannot pass by accident
 UNREACHABLE_URL = "postgresql://root@127.0.0.1:1/x"
-
-
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def text(self) -> str:
-        """stdout and stderr with whitespace collapsed (Rich wraps long lines)."""
-        return " ".join((self.stdout + "\n" + self.stderr).split())
-
-
-Invoke = Callable[..., Outcome]
 
 
 def run_in_process(*args: str) -> Outcome:

@@ -16,14 +16,14 @@ import pty
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from commands import Invoke, Outcome
 from servers import Server, clean_env, running_server
 from voicebook.cli.app import app
 from voicebook.models import (
@@ -42,25 +42,6 @@ _phones = itertools.count(2000)
 
 def phone() -> str:
     return f"+1 415 555 {next(_phones):04d}"
-
-
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def text(self) -> str:
-        """stdout and stderr with whitespace collapsed (Rich wraps long lines)."""
-        return " ".join((self.stdout + "\n" + self.stderr).split())
-
-    def json(self) -> Any:
-        """stdout as JSON: the whole of it, or this fails."""
-        return json.loads(self.stdout)
-
-
-Invoke = Callable[..., Outcome]
 
 
 @pytest.fixture(scope="module")
