@@ -117,12 +117,25 @@ class ServerTools:
         """Call tool `name` on the server; the answer model, or the SDK error it raised.
 
         Writes run to the end even if the caller of this coroutine is cancelled."""
+        response, _ = await self._run(name, arguments, call_id)
+        return response
+
+    async def output(self, name: str, arguments: dict[str, Any], call_id: str) -> str:
+        """As `call`, but the answer as the model reads it (`tool_output`)."""
+        _, record = await self._run(name, arguments, call_id)
+        return record.output
+
+    async def _run(
+        self, name: str, arguments: dict[str, Any], call_id: str
+    ) -> tuple[WireModel, ToolCallRecord]:
         task = asyncio.ensure_future(self._send(name, arguments, call_id))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
         return await (asyncio.shield(task) if name in WRITE_TOOLS else task)
 
-    async def _send(self, name: str, arguments: dict[str, Any], call_id: str) -> WireModel:
+    async def _send(
+        self, name: str, arguments: dict[str, Any], call_id: str
+    ) -> tuple[WireModel, ToolCallRecord]:
         record = ToolCallRecord(name, dict(arguments), call_id)
         try:
             response = await self.client.call_tool(
@@ -133,7 +146,7 @@ class ServerTools:
             raise
         else:
             record.ok, record.output = True, tool_output(response)
-            return response
+            return response, record
         finally:
             record.ms = (time.monotonic() - record.started_at) * 1000
             if record.ok or record.error_code:
@@ -165,10 +178,9 @@ def build_function_tools(
                 with contextlib.suppress(RuntimeError):
                     context.disallow_interruptions()
             try:
-                response = await tools.call(name, arguments, context.function_call.call_id)
+                return await tools.output(name, arguments, context.function_call.call_id)
             except VoicebookError as exc:
                 raise tool_error(exc) from None
-            return tool_output(response)
 
         run.__name__ = name
         return function_tool(run, raw_schema=tool_schema(name))
