@@ -16,6 +16,8 @@ from typing import Any, Literal, Protocol
 
 from voicebook.scheduling.availability import Interval
 
+IdentityLevel = Literal["claimed", "verified", "trusted"]
+
 
 class OverlapError(Exception):
     """The database refused a confirmed appointment that overlaps another one."""
@@ -48,6 +50,13 @@ class SessionRecord:
     preferences: list[str] = field(default_factory=list)
     recap: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
+    identity_level: IdentityLevel | None = None
+    """How far the caller bound to this session is proved (None: nobody identified yet)."""
+    caller_name: str | None = None
+    """The name the caller gave in this session (a claim never overwrites `users.name`)."""
+    livekit_identity: str | None = None
+    """The one participant identity this session's LiveKit tokens are minted for."""
+    token_mints: int = 0
 
 
 @dataclass

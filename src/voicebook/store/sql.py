@@ -26,14 +26,36 @@ from voicebook.store.base import (
 )
 
 TIMESTAMP_COLUMNS = frozenset(
-    {"starts_at", "ends_at", "created_at", "updated_at", "ended_at", "cancelled_at"}
+    {
+        "starts_at",
+        "ends_at",
+        "created_at",
+        "updated_at",
+        "ended_at",
+        "cancelled_at",
+        "expires_at",
+        "verified_at",
+    }
 )
 JSON_COLUMNS = frozenset({"summary", "preferences", "payload", "body", "usage"})
 MAX_APPOINTMENT = timedelta(days=1)
 """Upper bound of an appointment's length: lets overlap queries use a bounded index range scan."""
 
 _SESSION_FIELDS = frozenset(
-    {"state", "user_id", "ended_at", "end_reason", "summary", "preferences", "recap", "usage"}
+    {
+        "state",
+        "user_id",
+        "ended_at",
+        "end_reason",
+        "summary",
+        "preferences",
+        "recap",
+        "usage",
+        "identity_level",
+        "caller_name",
+        "livekit_identity",
+        "token_mints",
+    }
 )
 _EVENT_COLUMNS = ("session_id", "id", "type", "payload", "created_at")
 R = TypeVar("R")
