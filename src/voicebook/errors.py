@@ -17,23 +17,36 @@ to handle a kind of failure, or a leaf to handle one code:
     │   ├── Closed                closed
     │   ├── OutsideHours          outside_hours
     │   ├── NotOnGrid             not_on_grid
-    │   └── IdempotencyConflict   idempotency_conflict (a key reused for a different request)
+    │   ├── IdempotencyConflict   idempotency_conflict (a key reused for a different request)
+    │   ├── WrongCode             wrong_code      `.attempts_left`: tries left for this code
+    │   └── CodeExpired           code_expired    send a new code
     ├── NotIdentified      not_identified (409)   identify_user first
     ├── NotFound           not_found, 404         unknown session, or not the caller's appointment
     ├── Conflict           409                    the request clashes with the current state
     │   ├── SlotTaken             slot_taken      `.alternatives`: the next free slots
     │   ├── AlreadyCancelled      already_cancelled
-    │   └── SessionEnded          session_ended
-    ├── Unauthorized       unauthorized (401), forbidden (403)   missing or wrong service key
+    │   ├── SessionEnded          session_ended
+    │   ├── CallerFixed           caller_fixed    the line vouched for another number
+    │   ├── NoCodeSent            no_code_sent    verify_caller without a code first
+    │   └── IdentityMismatch      identity_mismatch (a LiveKit token for another identity)
+    ├── Unauthorized       unauthorized, 401      missing or wrong service key
+    ├── Forbidden          forbidden, 403         the caller may not do that (yet)
+    │   └── VerificationRequired  verification_required: prove the number (verify_caller)
     ├── RateLimited        rate_limited, 429      `.retry_after` seconds
+    │   ├── TooManyAttempts       too_many_attempts (a code given wrongly too often)   ┐ not
+    │   ├── TooManyCodes          too_many_codes  (too many codes sent to the number)  │ retried
+    │   └── TooManyTokens         too_many_tokens (the session's LiveKit token budget) ┘
     ├── ServiceUnavailable 503 · 502 · 504        try again later (`.retry_after` when given)
     │   ├── StoreUnavailable      store_unavailable
-    │   └── LiveKitNotConfigured  livekit_not_configured (a configuration problem: not retried)
+    │   ├── LiveKitNotConfigured  livekit_not_configured (a configuration problem: not retried)
+    │   └── VerificationUnavailable  verification_unavailable (no code can be sent: not retried)
     ├── ServerError        internal_error, other 5xx
     └── UnexpectedResponse a success answer the SDK cannot read (wrong URL? version skew?)
 
 A code the SDK does not know is mapped by its status (the `409` → `Conflict` column above), so a
 newer server's codes still land in the right family; `.code` always keeps the server's code.
+`.transient` says whether waiting may help: the clients retry a 429 or 503 only when it is (a
+caller who got a code wrong too often gains nothing from the SDK asking again).
 
 This module imports only pydantic and `voicebook.models`.
 """
@@ -48,15 +61,20 @@ from voicebook.models import Slot
 
 __all__ = [
     "AlreadyCancelled",
+    "CallerFixed",
     "Closed",
+    "CodeExpired",
     "Conflict",
     "ConnectionFailed",
+    "Forbidden",
     "IdempotencyConflict",
+    "IdentityMismatch",
     "InPast",
     "InvalidInput",
     "InvalidPhone",
     "InvalidTime",
     "LiveKitNotConfigured",
+    "NoCodeSent",
     "NotFound",
     "NotIdentified",
     "NotOnGrid",
@@ -69,10 +87,16 @@ __all__ = [
     "StoreUnavailable",
     "TimedOut",
     "TooFar",
+    "TooManyAttempts",
+    "TooManyCodes",
+    "TooManyTokens",
     "TooSoon",
     "Unauthorized",
     "UnexpectedResponse",
+    "VerificationRequired",
+    "VerificationUnavailable",
     "VoicebookError",
+    "WrongCode",
     "error_from_body",
 ]
 
@@ -82,6 +106,8 @@ class VoicebookError(Exception):
 
     default_code: ClassVar[str] = "error"
     default_message: ClassVar[str] = "The voicebook server refused the request."
+    transient: ClassVar[bool] = True
+    """Whether the same request may succeed later (the clients retry only such 429s and 503s)."""
 
     def __init__(
         self,
@@ -180,6 +206,23 @@ class IdempotencyConflict(InvalidInput):
     default_code = "idempotency_conflict"
 
 
+class WrongCode(InvalidInput):
+    """The verification code does not match; `.attempts_left` tries remain for this code."""
+
+    default_code = "wrong_code"
+    default_message = "That code doesn't match."
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        left = self.details.get("attempts_left")
+        self.attempts_left: int | None = left if isinstance(left, int) else None
+
+
+class CodeExpired(InvalidInput):
+    default_code = "code_expired"
+    default_message = "That code has expired; a new one can be sent."
+
+
 class NotIdentified(VoicebookError):
     default_code = "not_identified"
     default_message = "I need your phone number before I can do that."
@@ -219,9 +262,39 @@ class SessionEnded(Conflict):
     default_code = "session_ended"
 
 
+class CallerFixed(Conflict):
+    """The session's number came from the line (trusted): another number is refused."""
+
+    default_code = "caller_fixed"
+    default_message = "This conversation's caller is already known from the line."
+
+
+class NoCodeSent(Conflict):
+    default_code = "no_code_sent"
+    default_message = "No code has been sent in this conversation yet."
+
+
+class IdentityMismatch(Conflict):
+    default_code = "identity_mismatch"
+
+
 class Unauthorized(VoicebookError):
     default_code = "unauthorized"
     default_message = "A valid service key is required (VOICEBOOK_API_KEY)."
+
+
+class Forbidden(VoicebookError):
+    """The request is understood and authenticated, but the caller may not do it."""
+
+    default_code = "forbidden"
+    default_message = "That is not allowed."
+
+
+class VerificationRequired(Forbidden):
+    """The session's caller only claimed the number: earlier bookings need `verify_caller`."""
+
+    default_code = "verification_required"
+    default_message = "The caller must confirm the number with a code first."
 
 
 class RateLimited(VoicebookError):
@@ -229,6 +302,30 @@ class RateLimited(VoicebookError):
 
     default_code = "rate_limited"
     default_message = "Too many requests; please slow down."
+
+
+class TooManyAttempts(RateLimited):
+    """A code was given wrongly too often: send a new one (later). Not retried."""
+
+    default_code = "too_many_attempts"
+    default_message = "That code was entered wrongly too many times."
+    transient = False
+
+
+class TooManyCodes(RateLimited):
+    """Too many codes were sent to this number lately. Not retried."""
+
+    default_code = "too_many_codes"
+    default_message = "Too many codes were sent to that number; please try again later."
+    transient = False
+
+
+class TooManyTokens(RateLimited):
+    """The session has had every LiveKit token it may have. Not retried."""
+
+    default_code = "too_many_tokens"
+    default_message = "This conversation has had all the connection tokens it may have."
+    transient = False
 
 
 class ServiceUnavailable(VoicebookError):
@@ -242,6 +339,16 @@ class StoreUnavailable(ServiceUnavailable):
 
 class LiveKitNotConfigured(ServiceUnavailable):
     default_code = "livekit_not_configured"
+    transient = False
+
+
+class VerificationUnavailable(ServiceUnavailable):
+    """No code can be sent now (verification is off, or the sender failed). Not retried: the
+    caller should hear at once that booking still works without it."""
+
+    default_code = "verification_unavailable"
+    default_message = "No verification code can be sent right now."
+    transient = False
 
 
 class ServerError(VoicebookError):
@@ -267,15 +374,26 @@ _BY_CODE: dict[str, type[VoicebookError]] = {
         OutsideHours,
         NotOnGrid,
         IdempotencyConflict,
+        WrongCode,
+        CodeExpired,
         NotIdentified,
         NotFound,
         SlotTaken,
         AlreadyCancelled,
         SessionEnded,
+        CallerFixed,
+        NoCodeSent,
+        IdentityMismatch,
         Unauthorized,
+        Forbidden,
+        VerificationRequired,
         RateLimited,
+        TooManyAttempts,
+        TooManyCodes,
+        TooManyTokens,
         StoreUnavailable,
         LiveKitNotConfigured,
+        VerificationUnavailable,
         ServerError,
     )
 }
@@ -283,12 +401,11 @@ _BY_CODE.update(
     bad_request=InvalidInput,
     method_not_allowed=InvalidInput,
     payload_too_large=InvalidInput,
-    forbidden=Unauthorized,
 )
 _BY_STATUS: dict[int, type[VoicebookError]] = {
     400: InvalidInput,
     401: Unauthorized,
-    403: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     405: InvalidInput,
     409: Conflict,

@@ -113,18 +113,14 @@ def call(what: str, fn: Callable[[], T], *, as_json: bool) -> T:
 
 def exit_code(exc: VoicebookError) -> int:
     """The exit code for an SDK error (see the module doc)."""
-    from voicebook.errors import (
-        ConnectionFailed,
-        LiveKitNotConfigured,
-        ServiceUnavailable,
-        Unauthorized,
-    )
+    from voicebook.errors import ConnectionFailed, ServiceUnavailable, Unauthorized
 
     if isinstance(exc, Unauthorized):
         return EXIT_USAGE
     if isinstance(exc, ConnectionFailed) and exc.status is None:
         return EXIT_UNREACHABLE
-    if isinstance(exc, ServiceUnavailable) and not isinstance(exc, LiveKitNotConfigured):
+    # a 503 that waiting does not lift (LiveKit or verification not set up) is the server's answer
+    if isinstance(exc, ServiceUnavailable) and exc.transient:
         return EXIT_UNREACHABLE
     return EXIT_DOMAIN
 

@@ -1,4 +1,8 @@
-"""`voicebook session start | show | end | events`: sessions on a running server, via the SDK.
+"""`voicebook session start | attest | show | end | events`: sessions on a running server (SDK).
+
+`start --phone` is what a signed-in back-end does (service key): the session starts *trusted*
+for that caller. `attest` vouches for the caller of a running session, as the agent does with a
+SIP call's caller id.
 
 `events --follow` is a live timeline over the session's event WebSocket (`Client.stream_events`,
 which resumes by itself after a dropped connection); it ends with the session (`session_closed`).
@@ -15,11 +19,12 @@ from voicebook.cli.common import console, errors
 from voicebook.cli.remote import ApiKey, AsJson, Url
 
 if TYPE_CHECKING:
-    from voicebook.models import Event
+    from voicebook.models import Event, User
     from voicebook.sdk import Client
 
 app = typer.Typer(
-    help="Sessions on a running server: start one, show it, follow its events, end it.",
+    help="Sessions on a running server: start one, vouch for its caller, show it, follow its "
+    "events, end it.",
     no_args_is_help=True,
 )
 
@@ -48,22 +53,95 @@ def _session_id(argument: str | None, option: str | None) -> str:
     return argument if argument is not None else option  # type: ignore[return-value]
 
 
+Phone = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--phone",
+        help="The caller's phone, vouched for by you (needs the service key): the session is "
+        "trusted.",
+        show_default=False,
+    ),
+]
+Name = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--name", help="The caller's name.", show_default=False),
+]
+
+
+def _print_caller(user: User | None, level: str | None) -> None:
+    if user is None:
+        console.print("  caller  (not identified)", highlight=False)
+        return
+    who = user.phone_masked + (f" ({user.name})" if user.name else "")
+    console.print(f"  caller  {who} · {level or 'claimed'}", highlight=False)
+
+
 @app.command()
-def start(as_json: AsJson = False, url: Url = None, api_key: ApiKey = None) -> None:
-    """Start a session, as the browser page does; print its id and event WebSocket."""
+def start(
+    phone: Phone = None,
+    name: Name = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Start a session, as the browser page does (or, with --phone, as a signed-in back-end
+    does: trusted for that caller); print its id and event WebSocket."""
+    if name is not None and phone is None:
+        raise typer.BadParameter("--name needs --phone", param_hint="'--name'")
     with remote.connect(url, api_key) as vb:
-        started = remote.call("starting a session…", vb.start_session, as_json=as_json)
+        started = remote.call(
+            "starting a session…",
+            lambda: vb.start_session(phone=phone, name=name),
+            as_json=as_json,
+        )
     if as_json:
         remote.print_json(started)
         return
     console.print(f"session [bold]{started.session_id}[/] started", highlight=False)
     console.print(f"  state   {started.state}", highlight=False)
+    if started.user is not None:
+        _print_caller(started.user, started.identity_level)
     console.print(f"  events  {started.ws_url}", highlight=False, soft_wrap=True)
+    step = "" if started.user is not None else " --phone …"
     console.print(
-        f"  next    voicebook tool identify_user --session {started.session_id} --phone …",
+        f"  next    voicebook tool identify_user --session {started.session_id}{step}",
         highlight=False,
         soft_wrap=True,
     )
+
+
+@app.command()
+def attest(
+    phone: Annotated[
+        str,
+        typer.Option(
+            "--phone",
+            help="The caller's number as the line gave it (e.g. a SIP caller id).",
+            show_default=False,
+        ),
+    ],
+    session_id: SessionArg = None,
+    session: SessionOpt = None,
+    name: Name = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Vouch for a session's caller (service key), as the agent does with a SIP call's caller
+    id: the session becomes trusted for that number."""
+    session_id = _session_id(session_id, session)
+    with remote.connect(url, api_key) as vb:
+        attested = remote.call(
+            "attesting the caller…",
+            lambda: vb.attest_caller(session_id, phone=phone, name=name),
+            as_json=as_json,
+        )
+    if as_json:
+        remote.print_json(attested)
+        return
+    kind = "returning caller" if attested.returning else "new caller"
+    console.print(f"session [bold]{attested.session_id}[/] attested · {kind}", highlight=False)
+    _print_caller(attested.user, attested.identity_level)
 
 
 @app.command()
@@ -88,7 +166,8 @@ def show(
     console.print(f"  state    [{state}]{view.state}[/]" if state else f"  state    {view.state}")
     if view.user is not None:
         who = view.user.phone_masked + (f" ({view.user.name})" if view.user.name else "")
-        console.print(f"  caller   {who}", highlight=False)
+        level = f" · {view.identity_level}" if view.identity_level else ""
+        console.print(f"  caller   {who}{level}", highlight=False)
     else:
         console.print("  caller   (not identified)", highlight=False)
     console.print(f"  started  {view.created_at.isoformat(timespec='seconds')}", highlight=False)

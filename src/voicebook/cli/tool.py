@@ -1,4 +1,4 @@
-"""`voicebook tool <name> --session ID [options]`: call one of the seven tools on a running server.
+"""`voicebook tool <name> --session ID [options]`: call one of the eight tools on a running server.
 
 One sub-command per tool, with only the options that tool takes; each is a thin shell over the
 SDK method of the same name (the service key comes from --api-key or VOICEBOOK_API_KEY). Output is
@@ -26,10 +26,11 @@ if TYPE_CHECKING:
         IdentifyUserResponse,
         ModifyAppointmentResponse,
         RetrieveAppointmentsResponse,
+        VerifyCallerResponse,
     )
 
 app = typer.Typer(
-    help="Call one of the seven tools on a session, as the agent does "
+    help="Call one of the eight tools on a session, as the agent does "
     "(e.g. `voicebook tool book_appointment --session S --slot X`).",
     no_args_is_help=True,
 )
@@ -125,16 +126,21 @@ def _run(
 def identify_user(
     session: Session,
     phone: Annotated[
-        str,
-        typer.Option("--phone", help="The caller's phone, in any common form.", show_default=False),
-    ],
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--phone",
+            help="The caller's phone, in any common form (leave out when the session is "
+            "trusted: started with --phone, or attested).",
+            show_default=False,
+        ),
+    ] = None,
     name: Name = None,
     as_json: AsJson = False,
     idempotency_key: IdempotencyKey = None,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Identify the caller by phone and bind them to the session."""
+    """Identify the caller by phone and bind them to the session (claimed until proved)."""
     answer: IdentifyUserResponse = _run(
         "identify_user",
         session,
@@ -148,7 +154,65 @@ def identify_user(
     user = answer.user
     who = user.phone_masked + (f" ({user.name})" if user.name else "")
     kind = "returning caller" if answer.returning else "new caller"
-    console.print(f"identified [bold]{who}[/] · {kind} · user {user.id}", highlight=False)
+    console.print(
+        f"identified [bold]{who}[/] · {answer.level} · {kind} · user {user.id}", highlight=False
+    )
+    remote.print_appointments(answer.upcoming, "upcoming appointments")
+    if answer.verification_required:
+        _verification_hint(session)
+
+
+def _verification_hint(session: str) -> None:
+    console.print(
+        "earlier bookings stay hidden until the number is proved: "
+        f"voicebook tool verify_caller --session {session}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("verify_caller")
+def verify_caller(
+    session: Session,
+    code: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--code",
+            help="The six-digit code the caller received; leave out to send (or resend) one.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: AsJson = False,
+    idempotency_key: IdempotencyKey = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Prove the caller's number: send a code to it, then check the code (--code) they read back."""
+    answer: VerifyCallerResponse = _run(
+        "verify_caller",
+        session,
+        code=code,
+        url=url,
+        api_key=api_key,
+        as_json=as_json,
+        idempotency_key=idempotency_key,
+    )
+    user = answer.user
+    if answer.status == "code_sent":
+        expires = (
+            f" · expires {answer.expires_at.astimezone().isoformat(timespec='seconds')}"
+            if answer.expires_at
+            else ""
+        )
+        console.print(f"code sent to [bold]{user.phone_masked}[/]{expires}", highlight=False)
+        console.print(
+            f"  next    voicebook tool verify_caller --session {session} --code …",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    who = user.phone_masked + (f" ({user.name})" if user.name else "")
+    console.print(f"verified [bold]{who}[/] · {answer.level}", highlight=False)
     remote.print_appointments(answer.upcoming, "upcoming appointments")
 
 
@@ -270,6 +334,8 @@ def retrieve_appointments(
         idempotency_key=idempotency_key,
     )
     remote.print_appointments(answer.appointments, "appointments")
+    if answer.verification_required:
+        _verification_hint(session)
 
 
 @app.command("cancel_appointment")

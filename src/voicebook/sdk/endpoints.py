@@ -25,6 +25,7 @@ from voicebook.models import (
     TOOL_RESPONSES,
     AgentReportResponse,
     BookAppointmentResponse,
+    CallerResponse,
     CancelAppointmentResponse,
     EndConversationResponse,
     EndSessionResponse,
@@ -41,6 +42,7 @@ from voicebook.models import (
     ToolCallEvent,
     TranscriptLine,
     Usage,
+    VerifyCallerResponse,
     WireModel,
 )
 from voicebook.sdk.protocol import Call, session_path
@@ -68,12 +70,23 @@ def _tool(tool: str, session_id: str, idempotency_key: str | None, /, **args: An
 # --- browser-facing ---------------------------------------------------------------------------
 
 
-def start_session() -> Call[StartSessionResponse]:
+def start_session(
+    *, phone: str | None = None, name: str | None = None
+) -> Call[StartSessionResponse]:
     """Start a session (`POST /session/start`): its id, event WebSocket URL and state.
 
-    Rate-limited per client address (`RateLimited`, with `.retry_after`).
+    As the browser page does, with no arguments. A back-end that has signed its user in passes
+    the user's `phone` (and `name`) with the service key: the session starts *trusted* (its
+    `user` and `identity_level` come back), so the caller is never asked for the number.
+    Without the key that is `Unauthorized`. Rate-limited per client address (`RateLimited`,
+    with `.retry_after`).
     """
-    return Call("POST", "/session/start", StartSessionResponse.model_validate, json={})
+    return Call(
+        "POST",
+        "/session/start",
+        StartSessionResponse.model_validate,
+        json=_body(phone=phone, name=name),
+    )
 
 
 def get_session(session_id: str) -> Call[SessionView]:
@@ -88,6 +101,19 @@ def end_session(session_id: str) -> Call[EndSessionResponse]:
     Returns the session's summary (the same one on every call)."""
     return Call(
         "POST", session_path(session_id, "end"), EndSessionResponse.model_validate, idempotent=True
+    )
+
+
+def attest_caller(session_id: str, *, phone: str, name: str | None = None) -> Call[CallerResponse]:
+    """Vouch for the session's caller (`POST /session/{id}/caller`, service key): `phone` came
+    from a channel the business controls, e.g. a SIP call's caller id. The session becomes
+    *trusted* for that number; the model can then neither ask for nor change it."""
+    return Call(
+        "POST",
+        session_path(session_id, "caller"),
+        CallerResponse.model_validate,
+        json=_body(phone=phone, name=name),
+        idempotent=True,  # attesting the same caller again changes nothing
     )
 
 
@@ -129,21 +155,40 @@ def session_events(
     )
 
 
-# --- the seven tools (service key) ----------------------------------------------------------
+# --- the eight tools (service key) ----------------------------------------------------------
 
 
 def identify_user(
     session_id: str,
     *,
-    phone: str,
+    phone: str | None = None,
     name: str | None = None,
     idempotency_key: str | None = None,
 ) -> Call[IdentifyUserResponse]:
     """Identify the caller by phone (any common form) and bind them to the session.
 
-    Returns the user (phone masked), their upcoming appointments and whether they called before.
-    Unreadable number: `InvalidPhone`."""
+    Returns the user (phone masked), their `level` (claimed, verified, trusted) and the upcoming
+    appointments they may see: a merely claimed number sees only this session's bookings, and
+    `verification_required` says earlier ones exist behind `verify_caller`. Leave `phone` out
+    when the line already vouched for the caller (a trusted session); another number there is
+    `CallerFixed`. Unreadable number: `InvalidPhone`."""
     return _tool("identify_user", session_id, idempotency_key, phone=phone, name=name)
+
+
+def verify_caller(
+    session_id: str,
+    *,
+    code: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[VerifyCallerResponse]:
+    """Prove the caller's claimed number with a one-time code sent to it.
+
+    Without `code`: send (or resend) a code to the number (`status` "code_sent", `expires_at`).
+    With the six digits the caller read back: check it (`status` "verified", and the caller's
+    `upcoming` appointments, now all of them). Refusals: `WrongCode` (`.attempts_left`),
+    `CodeExpired`, `TooManyAttempts`, `TooManyCodes`, `NoCodeSent`, `NotIdentified`,
+    `VerificationUnavailable` (none of them retried)."""
+    return _tool("verify_caller", session_id, idempotency_key, code=code)
 
 
 def fetch_slots(
@@ -197,7 +242,10 @@ def retrieve_appointments(
     include_cancelled: bool = False,
     idempotency_key: str | None = None,
 ) -> Call[RetrieveAppointmentsResponse]:
-    """The identified caller's appointments (upcoming and confirmed unless asked otherwise)."""
+    """The identified caller's appointments (upcoming and confirmed unless asked otherwise).
+
+    A merely claimed number lists only this session's bookings; `verification_required` then
+    says whether there is more behind `verify_caller`."""
     return _tool(
         "retrieve_appointments",
         session_id,

@@ -23,7 +23,6 @@ from pydantic import ValidationError
 from voicebook import __version__
 from voicebook.errors import (
     ConnectionFailed,
-    LiveKitNotConfigured,
     NotFound,
     RateLimited,
     ServiceUnavailable,
@@ -89,8 +88,8 @@ def session_path(session_id: str, *rest: str) -> str:
 
 def retryable(call: Call[Any], error: VoicebookError) -> bool:
     """Whether `error` is worth another attempt of `call` (given the idempotency of the call)."""
-    if isinstance(error, LiveKitNotConfigured):
-        return False  # configuration: waiting does not help
+    if not error.transient:
+        return False  # configuration, or a refusal that waiting does not lift
     if isinstance(error, RateLimited):
         return True
     if isinstance(error, ServiceUnavailable):
