@@ -7,18 +7,27 @@ description is the documentation `.env.example` and the README repeat.
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from voicebook.scheduling.availability import AvailabilityRules
 from voicebook.scheduling.cost import Prices
+from voicebook.scheduling.identity import VerificationPolicy
 from voicebook.scheduling.hours import HOURS_EXAMPLE, parse_closed_dates, parse_hours
 
 SUPABASE_CONNECTION_HINT = (
@@ -49,6 +58,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        # `VAR=` (in the environment or .env) is the same as leaving VAR out: the template's blanks.
+        env_ignore_empty=True,
     )
 
     # --- storage and fan-out -------------------------------------------------------------------
@@ -94,8 +105,60 @@ class Settings(BaseSettings):
         description="End (and summarise) a session after this long without activity.",
     )
     token_ttl_minutes: int = Field(
-        default=60, ge=1, le=24 * 60, description="Lifetime of a LiveKit token for the browser."
+        default=60,
+        ge=1,
+        le=24 * 60,
+        description="Lifetime of a LiveKit token for the browser; never longer than "
+        "VOICEBOOK_SESSION_IDLE_MINUTES, after which an idle session ends.",
     )
+    token_mints_per_session: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="LiveKit tokens one session may have (POST /livekit/token); more get 429 "
+        "too_many_tokens.",
+    )
+    retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=36_500,
+        description="Days after which ended sessions, their events and transcripts are deleted "
+        "(appointments stay).",
+    )
+    # --- caller verification (DESIGN §4 identity levels) -----------------------------------------
+    verification: Literal["console", "webhook", "twilio", "off"] = Field(
+        default="console",
+        description="How one-time codes reach a caller's phone: console (printed in the server "
+        "log; loopback only), webhook (signed JSON to your SMS system), twilio (Twilio Verify), "
+        "or off (a number said is believed: not for real callers).",
+    )
+    verification_webhook_url: str | None = Field(
+        default=None, description="Where the webhook sender POSTs {phone, code, expires_at}."
+    )
+    verification_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs each webhook (X-Voicebook-Signature: sha256=HMAC of "
+        "'<X-Voicebook-Timestamp>.<body>').",
+    )
+    twilio_account_sid: str | None = _plain("TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = _plain("TWILIO_AUTH_TOKEN")
+    twilio_verify_service_sid: str | None = Field(
+        default=None, description="The Twilio Verify service (VA…) that sends and checks codes."
+    )
+    twilio_verify_url: str = Field(
+        default="https://verify.twilio.com",
+        description="Twilio Verify's API base URL (change only for a test stand-in).",
+    )
+    verify_code_minutes: float = Field(
+        default=10, gt=0, le=60, description="How long a one-time code stays valid."
+    )
+    verify_max_attempts: int = Field(
+        default=5, ge=1, le=10, description="Wrong tries before a code stops working."
+    )
+    verify_sends_per_hour: int = Field(
+        default=3, ge=1, le=20, description="Codes one phone number may be sent per hour."
+    )
+
     session_rate_limit: int = Field(
         default=20, ge=1, description="Sessions one client address may start per minute."
     )
@@ -116,7 +179,7 @@ class Settings(BaseSettings):
     price_llm_output_per_1m: float = Field(
         default=0.60, ge=0, description="LLM output tokens, per million (any model not listed)."
     )
-    price_llm_models: dict[str, tuple[float, float]] = Field(
+    price_llm_models: Annotated[dict[str, tuple[float, float]], NoDecode] = Field(
         default_factory=dict,
         description="Per-model [input, output] prices per million tokens, as JSON: "
         '{"openai/gpt-4o-mini": [0.15, 0.6]}.',
@@ -148,6 +211,33 @@ class Settings(BaseSettings):
     http_base_url: str | None = _plain("HTTP_BASE_URL")
     ws_base_url: str | None = _plain("WS_BASE_URL")
     backend_base_url: str | None = _plain("BACKEND_BASE_URL")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        """A blank or whitespace-only value is no value, however it arrives (environment, .env,
+        keyword argument): the setting takes its default, so every secret is then None."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(text, str) and not text.strip() and field and not field.is_required():
+            return field.get_default(call_default_factory=True)
+        return value
+
+    @field_validator("price_llm_models", mode="before")
+    @classmethod
+    def _decode_model_prices(cls, value: Any) -> Any:
+        # Decoded here rather than by pydantic-settings, so that malformed JSON is reported like
+        # any other bad value (naming the variable) and a blank one is the default.
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f'not valid JSON ({exc.msg}); expected e.g. {{"openai/gpt-4o-mini": [0.15, 0.6]}}'
+            ) from None
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -225,6 +315,22 @@ class Settings(BaseSettings):
             min_notice_minutes=self.min_notice_minutes,
             horizon_days=self.horizon_days,
             closed_dates=parse_closed_dates(self.closed_dates),
+        )
+
+    def service_key(self) -> str | None:
+        """The service key, or None when there is none (a blank key is no key): the one test of
+        whether auth is on, for `voicebook serve`'s refusal and banner and the server's auth."""
+        key = self.api_key.get_secret_value().strip() if self.api_key is not None else ""
+        return key or None
+
+    @cached_property
+    def verification_policy(self) -> VerificationPolicy:
+        """How codes behave, from the VOICEBOOK_VERIFY_* settings."""
+        return VerificationPolicy(
+            enabled=self.verification != "off",
+            code_minutes=self.verify_code_minutes,
+            max_attempts=self.verify_max_attempts,
+            sends_per_hour=self.verify_sends_per_hour,
         )
 
     def resolved_database_url(self) -> str:

@@ -10,10 +10,11 @@ from datetime import date as Date
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ToolName = Literal[
     "identify_user",
+    "verify_caller",
     "fetch_slots",
     "book_appointment",
     "retrieve_appointments",
@@ -23,8 +24,12 @@ ToolName = Literal[
 ]
 TOOL_NAMES: tuple[str, ...] = ToolName.__args__
 SessionState = Literal["connected", "active", "ended"]
+IdentityLevel = Literal["claimed", "verified", "trusted"]
+"""How far the session's caller is proved (DESIGN §4): trusted (a channel the business controls
+vouches for the number), verified (a one-time code sent to it came back), claimed (only said)."""
 AppointmentStatus = Literal["confirmed", "cancelled", "rescheduled"]
 PartOfDay = Literal["morning", "afternoon", "evening"]
+CODE_DIGITS = 6
 MAX_SLOTS = 200
 DEFAULT_SLOTS = 5
 
@@ -90,14 +95,57 @@ class User(WireModel):
 
 
 class IdentifyUserRequest(Request):
-    phone: str = Field(min_length=1, max_length=100, examples=["(415) 555-0123"])
+    phone: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        examples=["(415) 555-0123"],
+        description="The number the caller said; leave out when the line already vouched for it.",
+    )
     name: str | None = Field(default=None, max_length=200)
 
 
 class IdentifyUserResponse(WireModel):
     user: User
-    upcoming: list[Appointment]
-    returning: bool
+    upcoming: list[Appointment] = Field(
+        description="Upcoming appointments the caller may see: all of theirs once the number is "
+        "verified or trusted, else only those booked in this session."
+    )
+    returning: bool = Field(description="A known caller (only said once the number is proved).")
+    level: IdentityLevel
+    verification_required: bool = Field(
+        default=False,
+        description="Earlier bookings stay hidden until the caller proves the number "
+        "(verify_caller).",
+    )
+
+
+class VerifyCallerRequest(Request):
+    code: str | None = Field(
+        default=None,
+        max_length=20,
+        description="The six-digit code the caller read back; leave out to send (or resend) one.",
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _digits(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = "".join(ch for ch in value if ch not in " -.")
+        if not (digits.isascii() and digits.isdigit() and len(digits) == CODE_DIGITS):
+            raise ValueError(f"the code is {CODE_DIGITS} digits")
+        return digits
+
+
+class VerifyCallerResponse(WireModel):
+    status: Literal["code_sent", "verified"]
+    level: IdentityLevel
+    user: User
+    upcoming: list[Appointment] = Field(
+        default_factory=list, description="Once verified: the caller's upcoming appointments."
+    )
+    expires_at: datetime | None = Field(default=None, description="When a sent code expires.")
 
 
 class FetchSlotsRequest(Request):
@@ -137,6 +185,10 @@ class RetrieveAppointmentsRequest(Request):
 
 class RetrieveAppointmentsResponse(WireModel):
     appointments: list[Appointment]
+    verification_required: bool = Field(
+        default=False,
+        description="Only this session's bookings are listed until the caller proves the number.",
+    )
 
 
 class CancelAppointmentRequest(Request):
@@ -255,6 +307,7 @@ class AgentReportResponse(WireModel):
 
 TOOL_REQUESTS: dict[str, type[Request]] = {
     "identify_user": IdentifyUserRequest,
+    "verify_caller": VerifyCallerRequest,
     "fetch_slots": FetchSlotsRequest,
     "book_appointment": BookAppointmentRequest,
     "retrieve_appointments": RetrieveAppointmentsRequest,
@@ -264,6 +317,7 @@ TOOL_REQUESTS: dict[str, type[Request]] = {
 }
 TOOL_RESPONSES: dict[str, type[WireModel]] = {
     "identify_user": IdentifyUserResponse,
+    "verify_caller": VerifyCallerResponse,
     "fetch_slots": FetchSlotsResponse,
     "book_appointment": BookAppointmentResponse,
     "retrieve_appointments": RetrieveAppointmentsResponse,
@@ -311,11 +365,36 @@ class ErrorBody(WireModel):
 # --- browser-facing endpoints ---------------------------------------------------------------------
 
 
+class CallerRequest(WireModel):
+    """A caller whose number a channel the business controls vouches for (service key only)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    phone: str = Field(min_length=1, max_length=100, examples=["+14155550123"])
+    name: str | None = Field(default=None, max_length=200)
+
+
+class StartSessionRequest(WireModel):
+    """Empty from a browser; a signed-in back-end (service key) may name the caller."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    phone: str | None = Field(default=None, min_length=1, max_length=100)
+    name: str | None = Field(default=None, max_length=200)
+
+
 class StartSessionResponse(WireModel):
     session_id: str
     ws_url: str = Field(description="The session's event WebSocket (replays, then streams).")
     state: SessionState
     created_at: datetime
+    user: User | None = None
+    identity_level: IdentityLevel | None = None
+
+
+class CallerResponse(WireModel):
+    session_id: str
+    user: User
+    identity_level: IdentityLevel
+    returning: bool
 
 
 class LiveKitTokenRequest(WireModel):
@@ -336,6 +415,7 @@ class SessionView(WireModel):
     session_id: str
     state: SessionState
     user: User | None
+    identity_level: IdentityLevel | None = None
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None = None

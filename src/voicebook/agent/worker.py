@@ -74,7 +74,7 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(str(exc))
         return
     client = agent_client(
-        os.environ.get("VOICEBOOK_URL") or settings.backend_base_url, secret_value(settings.api_key)
+        os.environ.get("VOICEBOOK_URL") or settings.backend_base_url, settings.service_key()
     )
     session = build_voice_session(settings)
     link = CallLink(client, session_id)

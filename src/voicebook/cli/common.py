@@ -114,7 +114,6 @@ async def agent_server(
     import tempfile
     from pathlib import Path
 
-    from voicebook.agent.providers import secret_value
     from voicebook.agent.tools import agent_client
 
     async with contextlib.AsyncExitStack() as stack:
@@ -128,5 +127,5 @@ async def agent_server(
                 database = f"sqlite:///{Path(folder) / 'scratch.sqlite3'}"
                 settings = settings.model_copy(update={"database_url": database})
             base_url = await stack.enter_async_context(serve_in_process(settings))
-        key = api_key or secret_value(settings.api_key)
+        key = api_key or settings.service_key()
         yield await stack.enter_async_context(agent_client(base_url, key)), in_process

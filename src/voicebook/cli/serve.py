@@ -37,7 +37,7 @@ def serve(
     from voicebook.server.observability import configure_logging
 
     settings = load_settings()
-    if not _is_loopback(host) and settings.api_key is None and not insecure:
+    if not _is_loopback(host) and settings.service_key() is None and not insecure:
         fail(
             f"refusing to listen on {host} without VOICEBOOK_API_KEY: anyone who can reach it "
             "could call the tools. Set VOICEBOOK_API_KEY, or pass --insecure if you must.",
@@ -57,7 +57,7 @@ def serve(
     console.print(f"  API docs   http://{shown}:{port}/docs", highlight=False)
     console.print(f"  database   {database}", highlight=False)
     bus = f"redis {redact_url(settings.redis_url)}" if settings.redis_url else "in-process"
-    auth = "on (service key)" if settings.api_key else "off (no VOICEBOOK_API_KEY)"
+    auth = "on (service key)" if settings.service_key() else "off (no VOICEBOOK_API_KEY)"
     console.print(f"  events     {bus}", highlight=False)
     hours = format_hours(settings.rules.weekly)
     console.print(f"  hours      {hours} ({settings.timezone})", highlight=False)

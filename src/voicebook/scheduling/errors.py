@@ -109,6 +109,28 @@ class SessionEnded(DomainError):
     default_message = "This conversation has already ended."
 
 
+class IdentityMismatch(DomainError):
+    """`POST /livekit/token` with another identity than the session's first token fixed."""
+
+    code = "identity_mismatch"
+    status = 409
+    default_message = (
+        "This conversation is already joined under another identity; "
+        "ask again without one, or with the same one."
+    )
+
+
+class TooManyTokens(DomainError):
+    """The session has had all its LiveKit tokens (VOICEBOOK_TOKEN_MINTS_PER_SESSION)."""
+
+    code = "too_many_tokens"
+    status = 429
+    default_message = (
+        "This conversation has had all the connection tokens it may have; "
+        "please start a new conversation."
+    )
+
+
 class IdempotencyConflict(DomainError):
     code = "idempotency_conflict"
     default_message = (
@@ -120,6 +142,64 @@ class StoreUnavailable(DomainError):
     code = "store_unavailable"
     status = 503
     default_message = "The booking system is briefly unavailable; please try again in a moment."
+
+
+class VerificationRequired(DomainError):
+    code = "verification_required"
+    status = 403
+    default_message = (
+        "To look at or change bookings made before this call, I need to confirm the number is "
+        "yours: I can text a six-digit code to it."
+    )
+
+
+class CallerFixed(DomainError):
+    code = "caller_fixed"
+    status = 409
+    default_message = (
+        "This call comes from a number we already know, so I can only help with bookings "
+        "for that number."
+    )
+
+
+class NoCodeSent(DomainError):
+    code = "no_code_sent"
+    status = 409
+    default_message = "I haven't sent you a code yet; shall I text one to your number?"
+
+
+class WrongCode(DomainError):
+    code = "wrong_code"
+    default_message = "That code doesn't match; could you read it to me again?"
+
+
+class CodeExpired(DomainError):
+    code = "code_expired"
+    default_message = "That code has expired; I can send you a new one."
+
+
+class TooManyAttempts(DomainError):
+    code = "too_many_attempts"
+    status = 429
+    default_message = (
+        "That code was entered wrongly too many times; I can send you a new one in a while."
+    )
+
+
+class TooManyCodes(DomainError):
+    code = "too_many_codes"
+    status = 429
+    default_message = (
+        "I've already sent several codes to that number; please try again a little later."
+    )
+
+
+class VerificationUnavailable(DomainError):
+    code = "verification_unavailable"
+    status = 503
+    default_message = (
+        "I can't send a code right now; I can still book a new appointment for you."
+    )
 
 
 ERROR_CLASSES: dict[str, type[DomainError]] = {
@@ -139,8 +219,18 @@ ERROR_CLASSES: dict[str, type[DomainError]] = {
         NotFound,
         AlreadyCancelled,
         SessionEnded,
+        IdentityMismatch,
+        TooManyTokens,
         IdempotencyConflict,
         StoreUnavailable,
+        VerificationRequired,
+        CallerFixed,
+        NoCodeSent,
+        WrongCode,
+        CodeExpired,
+        TooManyAttempts,
+        TooManyCodes,
+        VerificationUnavailable,
     )
 }
 """Code → class, so a stored or transmitted error can be raised again as its own type."""

@@ -17,3 +17,12 @@ def new_user_id() -> str:
 def new_appointment_id() -> str:
     """Short enough for a model to copy reliably, 64 random bits so it cannot be guessed."""
     return "apt_" + secrets.token_hex(8)
+
+
+def new_livekit_identity() -> str:
+    """A LiveKit participant identity for a caller whose page did not bring one."""
+    return "caller-" + secrets.token_hex(4)
+
+
+def new_code_id() -> str:
+    return "vc_" + secrets.token_hex(8)

@@ -19,7 +19,7 @@ from voicebook.scheduling.errors import (
     InvalidTime,
     NotFound,
 )
-from voicebook.scheduling.phone import mask_phone
+from voicebook.scheduling.phone import mask_phone, mask_phones
 
 _TIME_FIELDS = frozenset({"start", "new_start", "date"})
 
@@ -77,10 +77,16 @@ def _printable(value: Any) -> Any:
     return value
 
 
-def redact_args(arguments: dict[str, Any]) -> dict[str, Any]:
-    """Arguments as events show them: phones masked, the session id and empty ones left out."""
+def redact_args(arguments: dict[str, Any], region: str) -> dict[str, Any]:
+    """Arguments as events show them: the session id and empty ones left out, and every phone
+    number masked wherever it is (any key, nested objects, lists; see `mask_phones`). The
+    `phone` argument itself is masked even when it is not a valid number (a misheard one)."""
     args = {k: v for k, v in _printable(arguments).items() if k != "session_id" and v is not None}
-    if "phone" in args:
-        digits = "".join(ch for ch in str(args["phone"]) if ch.isdigit())
-        args["phone"] = mask_phone(digits) if digits else "***"
-    return args
+    return {
+        k: _masked_phone(v) if k == "phone" else mask_phones(v, region) for k, v in args.items()
+    }
+
+
+def _masked_phone(value: Any) -> str:
+    digits = "".join(ch for ch in str(value) if ch.isdigit())
+    return mask_phone(digits) if digits else "***"

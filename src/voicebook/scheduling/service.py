@@ -9,11 +9,14 @@ Committed events are handed to `publish` only after commit.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TypeVar
 
 from voicebook.models import (
@@ -21,9 +24,13 @@ from voicebook.models import (
     TOOL_RESPONSES,
     AgentReport,
     AgentReportResponse,
+    CallerRequest,
+    CallerResponse,
     Request,
     Summary,
     ToolCallEvent,
+    User,
+    VerifyCallerRequest,
     WireModel,
 )
 from voicebook.scheduling import availability as av
@@ -31,14 +38,19 @@ from voicebook.scheduling.cost import Prices, merge_usage
 from voicebook.scheduling.errors import (
     DomainError,
     IdempotencyConflict,
+    NotIdentified,
     SessionEnded,
     SessionNotFound,
     StoreUnavailable,
+    TooManyCodes,
+    VerificationUnavailable,
     error_from_dict,
 )
-from voicebook.scheduling.ids import new_session_id
+from voicebook.scheduling.identity import VerificationPolicy, Verifier, may_see_history, new_code
+from voicebook.scheduling.ids import new_session_id, new_user_id
+from voicebook.scheduling.phone import mask_phones, normalize_phone
 from voicebook.scheduling.requests import parse_request, redact_args, request_hash
-from voicebook.scheduling.tools import ToolHandlers, _Done
+from voicebook.scheduling.tools import ToolHandlers, VerifyPlan, _Done
 from voicebook.store.base import (
     EventRecord,
     IdempotencyRecord,
@@ -50,6 +62,11 @@ from voicebook.store.base import (
 
 log = logging.getLogger(__name__)
 Publisher = Callable[[Sequence[EventRecord]], Awaitable[None]]
+
+
+def _failure_detail(name: str, error: DomainError) -> str:
+    """The one sentence a failed tool call shows: which tool, and the refusal's own sentence."""
+    return f"{name.replace('_', ' ').capitalize()} failed: {error.message}"
 
 
 def utc_now() -> datetime:
@@ -68,6 +85,11 @@ class ToolOutcome:
 
 
 M = TypeVar("M", bound=WireModel)
+T = TypeVar("T")
+SEND_WINDOW = timedelta(hours=1)
+"""The window of the per-number send limit (VerificationPolicy.sends_per_hour)."""
+VERIFIER_TIMEOUT_S = 5.0
+"""How long a code delivery or a hosted check may take before the caller is told it failed."""
 
 
 class _Replay(Exception):
@@ -86,7 +108,7 @@ class _Replay(Exception):
 
 
 class SchedulingService(ToolHandlers):
-    """The seven operations, sessions and summaries, with every rule enforced in one place."""
+    """The eight operations, sessions and summaries, with every rule enforced in one place."""
 
     def __init__(
         self,
@@ -98,8 +120,12 @@ class SchedulingService(ToolHandlers):
         clock: Callable[[], datetime] = utc_now,
         publish: Publisher | None = None,
         prices: Prices | None = None,
+        verifier: Verifier | None = None,
+        policy: VerificationPolicy | None = None,
     ) -> None:
         self.store = store
+        self.verifier = verifier
+        self.policy = policy or VerificationPolicy()
         self.rules = rules
         self.prices = prices or Prices()
         self.default_region = default_region
@@ -108,6 +134,7 @@ class SchedulingService(ToolHandlers):
         self.publish = publish
         self._handlers: dict[str, Callable[..., Awaitable[_Done]]] = {
             "identify_user": self._identify_user,
+            "verify_caller": self._verify_caller,
             "fetch_slots": self._fetch_slots,
             "book_appointment": self._book_appointment,
             "retrieve_appointments": self._retrieve_appointments,
@@ -118,15 +145,74 @@ class SchedulingService(ToolHandlers):
 
     # --- sessions -------------------------------------------------------------------------------
 
-    async def start_session(self) -> SessionRecord:
+    async def start_session(
+        self, caller: CallerRequest | None = None
+    ) -> SessionRecord:
+        """A new session; with `caller` (a signed-in back-end's user) it starts trusted."""
         now = self.clock()
+        phone = normalize_phone(caller.phone, self.default_region) if caller else None
         async with self.store.transaction() as tx:
             session = await tx.insert_session(new_session_id(), now)
-            events = await tx.append_events(
-                session, [("status", {"session_id": session.id, "state": "connected"})], now
-            )
+            items: list[tuple[str, dict[str, Any]]] = [
+                ("status", {"session_id": session.id, "state": "connected"})
+            ]
+            fields: dict[str, Any] = {}
+            if phone is not None:
+                _, _, fields, event = await self._trust(tx, session, phone, caller.name, now)
+                items.append(event)
+            events = await tx.append_events(session, items, now, **fields)
         await self._publish(events)
         return session
+
+    def caller_view(self, session: SessionRecord, user: UserRecord | None) -> User | None:
+        """The session's caller as a person may see them (masked; the stored name only once
+        the number is proved)."""
+        return self._user(user, session) if user is not None else None
+
+    async def attest_caller(self, session_id: str, caller: CallerRequest) -> CallerResponse:
+        """Bind a caller whose number the line vouches for (the SIP caller id): trusted."""
+        now = self.clock()
+        phone = normalize_phone(caller.phone, self.default_region)
+        async with self.store.transaction() as tx:
+            session = self._open_session((await tx.begin_call(session_id, now, None, "")).session)
+            user, returning, fields, event = await self._trust(tx, session, phone, caller.name, now)
+            events = await tx.append_events(session, [event], now, **fields)
+        await self._publish(events)
+        return CallerResponse(
+            session_id=session.id,
+            user=self._user(user, session),
+            identity_level="trusted",
+            returning=returning,
+        )
+
+    async def _trust(
+        self,
+        tx: StoreTransaction,
+        session: SessionRecord,
+        phone: str,
+        name: str | None,
+        now: datetime,
+    ) -> tuple[UserRecord, bool, dict[str, Any], tuple[str, dict[str, Any]]]:
+        """Make `phone` the session's trusted caller: (user, returning, session fields, event).
+
+        The event is a completed `attest_caller` tool call, so the page shows who is calling.
+        """
+        user, returning = await tx.upsert_user(phone, name, now, new_id=new_user_id())
+        session.user_id, session.identity_level = user.id, "trusted"
+        session.caller_name = name
+        shown = self._user(user, session)
+        call = ToolCallEvent(
+            id="attest_" + secrets.token_hex(6),
+            name="attest_caller",
+            status="completed",
+            detail=f"The line identified {'returning' if returning else 'new'} caller "
+            f"{shown.phone_masked}" + (f" ({shown.name})." if shown.name else "."),
+            timestamp=now,
+            args={"phone": shown.phone_masked},
+            result={"user": shown.model_dump(mode="json"), "identity_level": "trusted"},
+        )
+        fields = {"user_id": user.id, "identity_level": "trusted", "caller_name": name}
+        return user, returning, fields, ("tool_call", call.model_dump(mode="json"))
 
     async def get_session(self, session_id: str) -> tuple[SessionRecord, UserRecord | None]:
         async with self.store.transaction(write=False) as tx:
@@ -159,6 +245,33 @@ class SchedulingService(ToolHandlers):
         await self._publish(events)
         return summary
 
+    async def claim_livekit_identity(
+        self, session_id: str, identity: str | None, limit: int
+    ) -> str:
+        """Count one LiveKit token for the session and return the identity it is for (DESIGN §3:
+        one identity per session, a bounded number of mints, none after the end).
+
+        The first token fixes the identity (`identity`, or a generated one); later requests get
+        that one, and another identity is `IdentityMismatch`. Beyond `limit` tokens:
+        `TooManyTokens`. The session row is locked, so concurrent requests count exactly.
+        """
+        from voicebook.scheduling.errors import IdentityMismatch, TooManyTokens
+        from voicebook.scheduling.ids import new_livekit_identity
+
+        now = self.clock()
+        async with self.store.transaction() as tx:
+            session = self._open_session((await tx.begin_call(session_id, now, None, "")).session)
+            fixed = session.livekit_identity
+            if fixed and identity and identity != fixed:
+                raise IdentityMismatch()
+            if session.token_mints >= limit:
+                raise TooManyTokens(limit=limit)
+            who = fixed or identity or new_livekit_identity()
+            await tx.append_events(
+                session, [], now, livekit_identity=who, token_mints=session.token_mints + 1
+            )
+        return who
+
     async def report(
         self, report: AgentReport | dict[str, Any], idempotency_key: str | None = None
     ) -> AgentReportResponse:
@@ -177,7 +290,8 @@ class SchedulingService(ToolHandlers):
                     self._answer_from(start.previous, digest)
                 session = self._open_session(start.session)
                 items: list[tuple[str, dict[str, Any]]] = [
-                    ("transcript", line.model_dump(mode="json")) for line in request.transcript
+                    ("transcript", mask_phones(line.model_dump(mode="json"), self.default_region))
+                    for line in request.transcript
                 ]
                 fields: dict[str, Any] = {}
                 if request.usage is not None:
@@ -236,19 +350,30 @@ class SchedulingService(ToolHandlers):
                 if previous is not None:  # a retry: the first answer, or a key conflict
                     return self._from_previous(name, previous, digest)
             raise
-        now = self.clock()
         args = request.model_dump(mode="json")
         digest = request_hash(name, args)
         try:
+            handler = self._handlers[name]
+            if isinstance(request, VerifyCallerRequest):
+                plan = await self._prepare_verify(request, idempotency_key)
+                handler = functools.partial(self._verify_caller, plan=plan)
+            now = self.clock()
             async with self.store.transaction() as tx:
                 start = await tx.begin_call(request.session_id, now, idempotency_key, digest)
                 if start.previous is not None:
                     self._answer_from(start.previous, digest)
                 session = self._open_session(start.session)
-                done = await self._handlers[name](tx, session, start.user, request, now)
-                result = done.response.model_dump(mode="json")
+                done = await handler(tx, session, start.user, request, now)
+                if done.error is not None:
+                    result = done.error.to_dict()
+                    outcome = "error"
+                else:
+                    assert done.response is not None
+                    result, outcome = done.response.model_dump(mode="json"), "ok"
                 if idempotency_key:  # deferred: written with the events below
-                    await tx.complete_idempotency(request.session_id, idempotency_key, "ok", result)
+                    await tx.complete_idempotency(
+                        request.session_id, idempotency_key, outcome, result
+                    )
                 events = await self._append_tool_events(
                     tx, session, name, request, idempotency_key, now, started, done, result
                 )
@@ -262,7 +387,55 @@ class SchedulingService(ToolHandlers):
                 return self._from_previous(name, previous, digest)
             raise
         await self._publish(events)
+        if done.error is not None:
+            raise done.error
+        assert done.response is not None
         return ToolOutcome(done.response, events)
+
+    async def _prepare_verify(
+        self, request: VerifyCallerRequest, key: str | None
+    ) -> VerifyPlan | None:
+        """The part of `verify_caller` that talks to the outside: send a code, or ask a hosted
+        verifier about one. It runs before the tool's transaction, so no lock is held while
+        a provider answers; None when there is nothing to do (a retry, an already proved
+        caller: the transaction then answers)."""
+        now = self.clock()
+        async with self.store.transaction(write=False) as tx:
+            if key and await tx.idempotency_record(request.session_id, key) is not None:
+                return None
+            session = self._open_session(await tx.get_session(request.session_id))
+            user = await tx.get_user(session.user_id) if session.user_id else None
+            if user is None:
+                raise NotIdentified()
+            if may_see_history(session.identity_level, self.policy):
+                return None
+            if request.code is None:
+                sent = await tx.codes_sent_since(user.phone, now - SEND_WINDOW)
+                if sent >= self.policy.sends_per_hour:
+                    raise TooManyCodes()
+            else:
+                self.check_usable(await tx.latest_code(session.id, user.phone), now)
+        if self.verifier is None:
+            raise VerificationUnavailable()
+        if request.code is None:
+            code = None if self.verifier.hosted else new_code()
+            expires_at = now + self.policy.lifetime
+            await self._verifier_call(self.verifier.send(user.phone, code, expires_at))
+            return VerifyPlan(user.phone, code=code, expires_at=expires_at)
+        if self.verifier.hosted:
+            approved = await self._verifier_call(self.verifier.check(user.phone, request.code))
+            return VerifyPlan(user.phone, approved=bool(approved))
+        return VerifyPlan(user.phone)
+
+    @staticmethod
+    async def _verifier_call(call: Awaitable[T]) -> T:
+        """A provider call, bounded; any failure is `verification_unavailable` (logged without
+        the number or the code)."""
+        try:
+            return await asyncio.wait_for(call, VERIFIER_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("verification provider failed: %s", type(exc).__name__)
+            raise VerificationUnavailable() from None
 
     @staticmethod
     def _answer_from(existing: IdempotencyRecord, digest: str) -> NoReturn:
@@ -308,14 +481,19 @@ class SchedulingService(ToolHandlers):
         if session.state == "connected":
             fields["state"] = "active"
             items.append(("status", {"session_id": session.id, "state": "active"}))
+        failed = done.error is not None
         call = ToolCallEvent(
             id=key or f"call_{session.last_event_id + len(items) + 1}",
             name=name,
-            status="completed",
-            detail=done.detail,
+            status="failed" if failed else "completed",
+            detail=mask_phones(
+                _failure_detail(name, done.error) if done.error else done.detail,
+                self.default_region,
+            ),
             timestamp=now,
-            args=redact_args(request.model_dump(mode="json")),
-            result=result,
+            args=redact_args(request.model_dump(mode="json"), self.default_region),
+            result=None if failed else mask_phones(result, self.default_region),
+            error=mask_phones(result, self.default_region) if failed else None,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         items.append(("tool_call", call.model_dump(mode="json")))
@@ -354,10 +532,13 @@ class SchedulingService(ToolHandlers):
                 id=key or f"call_{session.last_event_id + 1}",
                 name=name,
                 status="failed",
-                detail=f"{name.replace('_', ' ').capitalize()} failed: {error.message}",
+                detail=mask_phones(
+                    _failure_detail(name, error),
+                    self.default_region,
+                ),
                 timestamp=now,
-                args=redact_args(args),
-                error=error.to_dict(),
+                args=redact_args(args, self.default_region),
+                error=mask_phones(error.to_dict(), self.default_region),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
             events = await tx.append_events(

@@ -7,13 +7,13 @@ this session created (with their current status). The caller's older appointment
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from voicebook.models import Summary, SummaryAction, SummaryAppointment
 from voicebook.scheduling.availability import PARTS_OF_DAY, AvailabilityRules
-from voicebook.scheduling.phone import mask_phone
+from voicebook.scheduling.phone import mask_phone, mask_phones
 from voicebook.store.base import AppointmentRecord, EventRecord, SessionRecord, UserRecord
 
 _ACTION_TOOLS = {
@@ -90,22 +90,40 @@ def build_summary(
     appointments: Sequence[AppointmentRecord],
     events: Sequence[EventRecord],
     *,
+    phones: Mapping[str, str] | None = None,
+    caller_name: str | None = None,
     preferences: Sequence[str],
     recap: str | None,
     now: datetime,
     cost: dict[str, Any] | None = None,
+    region: str = "US",
 ) -> Summary:
+    """The summary payload (DESIGN §3). What the agent or its model wrote (recap, preferences) is
+    passed through `mask_phones` for `region`: a spoken number never reaches the summary whole."""
     masked = mask_phone(user.phone) if user else None
+    phones = phones or {}
+    owner = {a.id: mask_phone(phones[a.user_id]) for a in appointments if a.user_id in phones}
     actions = session_actions(events)
-    stated = [p.strip() for p in preferences if p and p.strip()]
+    stated = [mask_phones(p.strip(), region) for p in preferences if p and p.strip()]
     merged = list(dict.fromkeys([*stated, *inferred_preferences(rules, appointments)]))
     if user is None:
         text = "The caller did not give a phone number, so nothing was booked."
     else:
-        who = f"Caller {masked}" + (f" ({user.name})" if user.name else "")
-        text = _sentence(actions, who)
+        who = f"Caller {masked}" + (f" ({caller_name})" if caller_name else "")
+        # Bookings made for an earlier identity of this call are credited to that number.
+        others: dict[str, list[SummaryAction]] = {}
+        for action in actions:
+            number = owner.get(action.appointment_id, masked)
+            if number != masked:
+                others.setdefault(str(number), []).append(action)
+        mine = [a for a in actions if owner.get(a.appointment_id, masked) == masked]
+        text = " ".join(
+            [_sentence(mine, who)]
+            + [_sentence(done, f"For {number}, the caller") for number, done in others.items()]
+        )
     if recap and recap.strip():
         text = recap.strip() + " " + text
+    text = mask_phones(text, region)  # the recap, and a name the model gave
     return Summary(
         session_id=session.id,
         contact_number=masked,
@@ -113,8 +131,8 @@ def build_summary(
         booked_appointments=[
             SummaryAppointment(
                 id=a.id,
-                contact_number=masked or "",
-                name=a.name,
+                contact_number=owner.get(a.id, masked or ""),
+                name=a.name or "",
                 date=a.starts_at.astimezone(rules.zone).strftime("%Y-%m-%d"),
                 time=a.starts_at.astimezone(rules.zone).strftime("%H:%M"),
                 status=a.status,

@@ -1,4 +1,4 @@
-"""The seven tool operations (DESIGN §4) and the end-of-session summary, on an open transaction.
+"""The eight tool operations (DESIGN §4) and the end-of-session summary, on an open transaction.
 
 `ToolHandlers` holds the rules; `SchedulingService` (service.py) runs each handler inside the
 transaction that also claims the idempotency key, locks the session and appends the events.
@@ -30,25 +30,42 @@ from voicebook.models import (
     Slot,
     Summary,
     User,
+    VerifyCallerRequest,
+    VerifyCallerResponse,
     WireModel,
 )
 from voicebook.scheduling import availability as av
 from voicebook.scheduling.cost import Prices, price
 from voicebook.scheduling.errors import (
     AlreadyCancelled,
+    CallerFixed,
     Closed,
+    CodeExpired,
+    DomainError,
     InPast,
     InvalidInput,
+    NoCodeSent,
     NotFound,
     NotIdentified,
     SlotTaken,
     TooFar,
+    TooManyAttempts,
+    VerificationRequired,
+    WrongCode,
 )
-from voicebook.scheduling.ids import new_appointment_id, new_user_id
+from voicebook.scheduling.identity import (
+    VerificationPolicy,
+    code_matches,
+    hash_code,
+    may_see_history,
+    reveal_name,
+)
+from voicebook.scheduling.ids import new_appointment_id, new_code_id, new_user_id
 from voicebook.scheduling.phone import mask_phone, normalize_phone
 from voicebook.scheduling.summary import build_summary
 from voicebook.store.base import (
     AppointmentRecord,
+    CodeRecord,
     OverlapError,
     SessionRecord,
     Store,
@@ -63,15 +80,32 @@ FIRST_SPAN = timedelta(days=2)
 
 
 @dataclass
+class VerifyPlan:
+    """What `verify_caller` did outside the transaction (delivery and hosted checks are network
+    calls, kept out of the transaction that holds the session lock)."""
+
+    phone: str
+    """The number the code went to, or was checked for."""
+    code: str | None = None
+    """The code voicebook made and delivered (a send with a local verifier)."""
+    expires_at: datetime | None = None
+    approved: bool | None = None
+    """A hosted verifier's verdict on the given code."""
+
+
+@dataclass
 class _Done:
     """What a tool handler hands back to the transaction wrapper."""
 
-    response: WireModel
+    response: WireModel | None
     detail: str
     after: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     """Events to append after the tool_call event."""
     session_fields: dict[str, Any] = field(default_factory=dict)
     """Session columns the tool changes (written with the events, in one batch)."""
+    error: DomainError | None = None
+    """A refusal whose changes still commit (a wrong code counts as an attempt): the call is
+    recorded as failed, its writes kept, and the error raised after commit."""
 
 
 class ToolHandlers:
@@ -83,6 +117,7 @@ class ToolHandlers:
     default_region: str
     prices: Prices
     clock: Callable[[], datetime]
+    policy: VerificationPolicy
 
     # --- helpers shared by the tools ------------------------------------------------------------
 
@@ -91,6 +126,37 @@ class ToolHandlers:
         if user is None:
             raise NotIdentified()
         return user
+
+    def _proved(self, session: SessionRecord) -> bool:
+        return may_see_history(session.identity_level, self.policy)
+
+    def _user(self, user: UserRecord, session: SessionRecord) -> User:
+        """The caller as a person may see them: the stored name only once the number is proved."""
+        name = reveal_name(session.identity_level, self.policy, user.name, session.caller_name)
+        return User(id=user.id, name=name, phone_masked=mask_phone(user.phone))
+
+    async def _visible(
+        self,
+        tx: StoreTransaction,
+        session: SessionRecord,
+        user: UserRecord,
+        *,
+        since: datetime | None,
+        include_cancelled: bool,
+    ) -> list[AppointmentRecord]:
+        """The caller's appointments this session may show: all of them once the number is
+        proved, else only those this session booked for this caller."""
+        if self._proved(session):
+            return await tx.list_appointments(
+                user.id, since=since, include_cancelled=include_cancelled
+            )
+        return [
+            a
+            for a in await tx.session_appointments(session.id)
+            if a.user_id == user.id
+            and (include_cancelled or a.status == "confirmed")
+            and (since is None or a.ends_at > since)
+        ]
 
     def _appointment(self, record: AppointmentRecord) -> Appointment:
         return Appointment(
@@ -204,20 +270,32 @@ class ToolHandlers:
     async def _owned(
         self,
         tx: StoreTransaction,
+        session: SessionRecord,
         user: UserRecord,
         appointment_id: str | None,
         start: datetime | None,
     ) -> AppointmentRecord:
-        """The caller's appointment by id or start; another caller's is simply not found."""
+        """The caller's appointment by id or start; another caller's is simply not found.
+
+        Until the number is proved, only what this session booked for this caller counts, and
+        anything else is `verification_required` whether or not it exists, so an unproved
+        caller learns nothing about the number's other appointments.
+        """
+        instant = None
         if appointment_id is not None:
             record = await tx.get_appointment(appointment_id)
-            if record is None or record.user_id != user.id:
+        else:
+            assert start is not None
+            instant = self._instant(start)
+            record = await tx.find_appointment_at(user.id, instant)
+        mine = record is not None and record.user_id == user.id
+        if not self._proved(session) and not (
+            mine and record is not None and record.session_id == session.id
+        ):
+            raise VerificationRequired()
+        if record is None or not mine:
+            if instant is None:
                 raise NotFound()
-            return record
-        assert start is not None
-        instant = self._instant(start)
-        record = await tx.find_appointment_at(user.id, instant)
-        if record is None:
             raise NotFound(
                 f"I couldn't find an appointment of yours at {av.label(self.rules, instant)}."
             )
@@ -244,17 +322,128 @@ class ToolHandlers:
         req: IdentifyUserRequest,
         now: datetime,
     ) -> _Done:
-        phone = normalize_phone(req.phone, self.default_region)
-        user, returning = await tx.upsert_user(phone, req.name, now, new_id=new_user_id())
-        upcoming = await tx.list_appointments(user.id, since=now, include_cancelled=False)
-        response = IdentifyUserResponse(
-            user=User(id=user.id, name=user.name, phone_masked=mask_phone(user.phone)),
-            upcoming=[self._appointment(a) for a in upcoming],
-            returning=returning,
+        if req.phone is None:
+            if caller is None:
+                raise InvalidInput("I need the caller's phone number first.", field="phone")
+            phone = caller.phone
+        else:
+            phone = normalize_phone(req.phone, self.default_region)
+        same = caller is not None and caller.phone == phone
+        if caller is not None and session.identity_level == "trusted" and not same:
+            raise CallerFixed()
+        # Another number replaces the claim and every right the earlier one had.
+        level = session.identity_level if same else "claimed"
+        session.identity_level = level
+        session.caller_name = req.name or (session.caller_name if same else None)
+        proved = self._proved(session)
+        # A claim never overwrites a stored name; a proved caller's name is theirs to set.
+        user, returning = await tx.upsert_user(
+            phone, req.name if proved else None, now, new_id=new_user_id()
         )
-        who = f"{'returning' if returning else 'new'} caller {mask_phone(phone)}"
-        detail = f"Identified {who}" + (f" ({user.name})." if user.name else ".")
-        return _Done(response, detail, session_fields={"user_id": user.id})
+        upcoming = await self._visible(tx, session, user, since=now, include_cancelled=False)
+        response = IdentifyUserResponse(
+            user=self._user(user, session),
+            upcoming=[self._appointment(a) for a in upcoming],
+            returning=returning and proved,
+            level=level,  # type: ignore[arg-type]
+            verification_required=not proved,
+        )
+        shown = response.user.name
+        who = f"{'returning' if response.returning else 'new'} caller" if proved else "caller"
+        detail = (
+            f"Identified {who} {mask_phone(phone)}"
+            + (f" ({shown})" if shown else "")
+            + (f", {level}." if proved else ", not yet verified.")
+        )
+        fields = {
+            "user_id": user.id,
+            "identity_level": level,
+            "caller_name": session.caller_name,
+        }
+        return _Done(response, detail, session_fields=fields)
+
+    async def _verify_caller(
+        self,
+        tx: StoreTransaction,
+        session: SessionRecord,
+        caller: UserRecord | None,
+        req: VerifyCallerRequest,
+        now: datetime,
+        plan: VerifyPlan | None = None,
+    ) -> _Done:
+        """Send a code (no `code`) or check one; see `SchedulingService._prepare_verify` for
+        the part that runs before this transaction."""
+        user = self._caller(caller)
+        masked = mask_phone(user.phone)
+        if self._proved(session):
+            return _Done(
+                await self._verified(tx, session, user, now),
+                f"Caller {masked} is already {session.identity_level}.",
+            )
+        if plan is None or plan.phone != user.phone:  # the number changed since the send
+            raise NoCodeSent()
+        if req.code is None:
+            assert plan.expires_at is not None
+            await tx.insert_code(
+                CodeRecord(
+                    id=new_code_id(),
+                    session_id=session.id,
+                    phone=user.phone,
+                    code_hash=hash_code(plan.code) if plan.code is not None else None,
+                    attempts=0,
+                    created_at=now,
+                    expires_at=plan.expires_at,
+                )
+            )
+            response = VerifyCallerResponse(
+                status="code_sent",
+                level="claimed",
+                user=self._user(user, session),
+                expires_at=plan.expires_at,
+            )
+            return _Done(response, f"Sent a verification code to {masked}.")
+        record = await tx.latest_code(session.id, user.phone)
+        self.check_usable(record, now)
+        assert record is not None
+        attempts = record.attempts + 1
+        if record.code_hash is None:
+            approved = bool(plan.approved)
+        else:
+            approved = code_matches(record.code_hash, req.code)
+        await tx.update_code(record.id, attempts, now if approved else None)
+        if not approved:
+            left = self.policy.max_attempts - attempts
+            error: DomainError = WrongCode(attempts_left=left) if left > 0 else TooManyAttempts()
+            return _Done(None, f"Wrong verification code for {masked}.", error=error)
+        session.identity_level = "verified"
+        if session.caller_name:  # now proved, the name they gave is theirs to keep
+            await tx.set_user_name(user.id, session.caller_name, now)
+            user.name = session.caller_name
+        return _Done(
+            await self._verified(tx, session, user, now),
+            f"Verified caller {masked}.",
+            session_fields={"identity_level": "verified"},
+        )
+
+    async def _verified(
+        self, tx: StoreTransaction, session: SessionRecord, user: UserRecord, now: datetime
+    ) -> VerifyCallerResponse:
+        upcoming = await self._visible(tx, session, user, since=now, include_cancelled=False)
+        return VerifyCallerResponse(
+            status="verified",
+            level=session.identity_level,  # type: ignore[arg-type]
+            user=self._user(user, session),
+            upcoming=[self._appointment(a) for a in upcoming],
+        )
+
+    def check_usable(self, record: CodeRecord | None, now: datetime) -> None:
+        """Refuse a code that was never sent, already used, expired or tried too often."""
+        if record is None or record.verified_at is not None:
+            raise NoCodeSent()
+        if record.expires_at <= now:
+            raise CodeExpired()
+        if record.attempts >= self.policy.max_attempts:
+            raise TooManyAttempts()
 
     async def available_slots(
         self, *, on: date | None = None, part_of_day: str | None = None, limit: int = 5
@@ -321,7 +510,7 @@ class ToolHandlers:
             starts_at=slot.start,
             ends_at=slot.end,
             status="confirmed",
-            name=req.name or user.name,
+            name=req.name or session.caller_name or (user.name if self._proved(session) else None),
             notes=req.notes,
             session_id=session.id,
             created_at=now,
@@ -343,14 +532,19 @@ class ToolHandlers:
         now: datetime,
     ) -> _Done:
         user = self._caller(caller)
-        records = await tx.list_appointments(
-            user.id,
+        records = await self._visible(
+            tx,
+            session,
+            user,
             since=None if req.include_past else now,
             include_cancelled=req.include_cancelled,
         )
         count = len(records)
         return _Done(
-            RetrieveAppointmentsResponse(appointments=[self._appointment(r) for r in records]),
+            RetrieveAppointmentsResponse(
+                appointments=[self._appointment(r) for r in records],
+                verification_required=not self._proved(session),
+            ),
             f"Listed {count} appointment{'s' * (count != 1)} for {mask_phone(user.phone)}.",
         )
 
@@ -363,7 +557,7 @@ class ToolHandlers:
         now: datetime,
     ) -> _Done:
         user = self._caller(caller)
-        record = await self._owned(tx, user, req.appointment_id, req.start)
+        record = await self._owned(tx, session, user, req.appointment_id, req.start)
         self._changeable(record, now)
         await tx.set_appointment_status(record.id, "cancelled", now, req.reason)
         record.status, record.updated_at = "cancelled", now
@@ -383,7 +577,7 @@ class ToolHandlers:
         now: datetime,
     ) -> _Done:
         user = self._caller(caller)
-        old = await self._owned(tx, user, req.appointment_id, req.start)
+        old = await self._owned(tx, session, user, req.appointment_id, req.start)
         self._changeable(old, now)
         slot = av.check_bookable(
             self.rules, now, self._requested_start(req.new_slot_id, req.new_start)
@@ -450,16 +644,26 @@ class ToolHandlers:
         `summary`, `session_closed`) and the session fields that end it, for `append_events`.
         """
         log = await tx.events_after(session.id, 0, 100_000)
+        appointments = await tx.session_appointments(session.id)
+        # Each booking is credited to the caller who made it (the identity may have changed).
+        phones = {user.id: user.phone} if user else {}
+        for user_id in {a.user_id for a in appointments} - phones.keys():
+            other = await tx.get_user(user_id)
+            if other is not None:
+                phones[user_id] = other.phone
         summary = build_summary(
             self.rules,
             session,
             user,
-            await tx.session_appointments(session.id),
+            appointments,
             log,
+            phones=phones,
+            caller_name=self._user(user, session).name if user else None,
             preferences=[*session.preferences, *preferences],
             recap=recap or session.recap,
             now=now,
             cost=price(usage if usage is not None else session.usage, self.prices),
+            region=self.default_region,
         )
         fields = {
             "state": "ended",

@@ -1,8 +1,8 @@
 """`create_app(settings)`: the FastAPI application, with no import-time globals.
 
 The lifespan opens the store (migrating the embedded SQLite file), starts the event bus and the
-housekeeping task (ending idle sessions, forgetting idempotency keys after 24 h), and closes all of
-it on shutdown.
+housekeeping task (ending idle sessions, forgetting idempotency keys after 24 h, deleting sessions
+past retention), and closes all of it on shutdown.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -24,31 +25,62 @@ from voicebook.config import Settings, load_settings
 from voicebook.events import create_bus
 from voicebook.scheduling.errors import DomainError
 from voicebook.scheduling.service import SchedulingService
-from voicebook.server import browser, ops, tools, websocket
+from voicebook.server import browser, callers, ops, tools, websocket
 from voicebook.server.context import ServerContext
 from voicebook.server.errors import install_error_handlers
 from voicebook.server.limits import BodySizeLimit, JsonCORSMiddleware, RateLimiter
 from voicebook.server.observability import Metrics, RequestContext
+from voicebook.server.senders import create_verifier
 from voicebook.store import create_store
+from voicebook.store.retention import prune_ended, retention_cutoff
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
+RETENTION_BATCHES_PER_ROUND = 5
+"""A round prunes at most this many batches; a larger backlog is worked off over later rounds."""
+
+
+@dataclass
+class HousekeepingRound:
+    """What one round did."""
+
+    ended: int = 0
+    pruned_sessions: int = 0
+
+
+async def housekeeping_round(ctx: ServerContext) -> HousekeepingRound:
+    """One round: end sessions idle for VOICEBOOK_SESSION_IDLE_MINUTES, forget idempotency keys
+    after 24 h, delete sessions ended more than VOICEBOOK_RETENTION_DAYS ago (DESIGN §5)."""
+    idle = timedelta(minutes=ctx.settings.session_idle_minutes)
+    done = HousekeepingRound()
+    now = ctx.service.clock()
+    async with ctx.store.transaction(write=False) as tx:
+        stale = await tx.idle_sessions(now - idle)
+    for session_id in stale:
+        await ctx.service.end_session(session_id, reason="idle")
+        done.ended += 1
+    async with ctx.store.transaction() as tx:
+        await tx.prune_idempotency(now - IDEMPOTENCY_TTL)
+    done.pruned_sessions = await prune_ended(
+        ctx.store,
+        retention_cutoff(now, ctx.settings.retention_days),
+        max_batches=RETENTION_BATCHES_PER_ROUND,
+    )
+    if done.pruned_sessions:
+        log.info("retention: deleted %d ended sessions", done.pruned_sessions)
+    return done
+
+
 async def housekeeping(ctx: ServerContext) -> None:
-    """End sessions idle for VOICEBOOK_SESSION_IDLE_MINUTES; prune idempotency keys."""
+    """`housekeeping_round` every few seconds (a quarter of the idle time, 0.5–5 s)."""
     idle = timedelta(minutes=ctx.settings.session_idle_minutes)
     interval = min(5.0, max(0.5, idle.total_seconds() / 4))
     while True:
         await asyncio.sleep(interval)
         try:
-            now = ctx.service.clock()
-            async with ctx.store.transaction(write=False) as tx:
-                stale = await tx.idle_sessions(now - idle)
-            for session_id in stale:
-                await ctx.service.end_session(session_id, reason="idle")
-            async with ctx.store.transaction() as tx:
-                await tx.prune_idempotency(now - IDEMPOTENCY_TTL)
+            await housekeeping_round(ctx)
         except DomainError as error:  # store briefly away: try again next round
             log.warning("housekeeping skipped: %s", error.message)
 
@@ -65,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resource=settings.resource,
         prices=settings.prices,
         publish=bus.publish,
+        verifier=create_verifier(settings),
+        policy=settings.verification_policy,
     )
     ctx = ServerContext(
         settings=settings,
@@ -101,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(browser.router)
     app.include_router(websocket.router)
     app.include_router(tools.router)
+    app.include_router(callers.router)
     app.include_router(ops.router)
     app.include_router(ops.guarded)
     # Added innermost first: CORS is outermost, so even a 413 or a 500 is readable by the page.

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from voicebook.models import (
+    CallerRequest,
     EndSessionResponse,
     ErrorBody,
     Event,
     LiveKitTokenRequest,
     LiveKitTokenResponse,
     SessionView,
+    StartSessionRequest,
     StartSessionResponse,
     Summary,
     ToolCallEvent,
-    User,
 )
 from voicebook.scheduling.errors import SessionEnded, SessionNotFound
-from voicebook.scheduling.phone import mask_phone
 from voicebook.server.context import ServerContext, context
 from voicebook.server.errors import error_response
 from voicebook.server.observability import session_id as session_var
+from voicebook.server.tools import ServiceCredentials, require_service_key
 from voicebook.store.base import EventRecord
 
 router = APIRouter(tags=["browser"])
@@ -86,8 +88,13 @@ def ws_url(request: Request, ctx: ServerContext, session_id: str) -> str:
 async def start_session(
     request: Request,
     ctx: Ctx,
-    body: Annotated[dict[str, Any] | None, Body(examples=[{}])] = None,
+    credentials: ServiceCredentials,
+    body: Annotated[StartSessionRequest | None, Body(examples=[{}])] = None,
 ) -> Any:
+    """A browser starts an anonymous session; a back-end that signed its user in may start it
+    with the service key and the user's phone (and name): the caller is then trusted."""
+    if body is not None and body.phone is not None:
+        await require_service_key(request, credentials)
     client = request.client.host if request.client else "unknown"
     wait = ctx.session_starts.check(client)
     if wait is not None:
@@ -97,29 +104,67 @@ async def start_session(
             "Too many new sessions from this address; please wait a moment.",
             headers={"Retry-After": ctx.session_starts.retry_after(wait)},
         )
-    session = await ctx.service.start_session()
+    caller = None
+    if body is not None and body.phone is not None:
+        caller = CallerRequest(phone=body.phone, name=body.name)
+    session = await ctx.service.start_session(caller)
     session_var.set(session.id)
+    user = None
+    if caller is not None:
+        session, record = await ctx.service.get_session(session.id)
+        user = ctx.service.caller_view(session, record)
     return StartSessionResponse(
         session_id=session.id,
         ws_url=ws_url(request, ctx, session.id),
         state=session.state,
         created_at=session.created_at,
+        user=user,
+        identity_level=session.identity_level,
     )
 
 
 @router.post(
     "/livekit/token",
     response_model=LiveKitTokenResponse,
-    responses={**ERRORS, 409: {"model": ErrorBody, "description": "The session has ended."}},
+    responses={
+        **ERRORS,
+        409: {
+            "model": ErrorBody,
+            "description": "The session has ended (`session_ended`), or its tokens are for "
+            "another identity (`identity_mismatch`).",
+        },
+        429: {
+            "model": ErrorBody,
+            "description": "The session has had all its tokens (`too_many_tokens`).",
+        },
+        503: {
+            "model": ErrorBody,
+            "description": "LiveKit is not configured, or the store is unavailable.",
+        },
+    },
     summary="A LiveKit token that dispatches the agent into the session's room",
 )
 async def livekit_token(body: LiveKitTokenRequest, ctx: Ctx) -> Any:
-    from voicebook.server.livekit import mint_token
+    """One identity per session (the first token fixes it), at most
+    VOICEBOOK_TOKEN_MINTS_PER_SESSION tokens, none after the end; each lives no longer than an
+    idle session does."""
+    from voicebook.server.livekit import mint_token, require_livekit_settings, session_token_ttl
 
     session, _ = await ctx.service.get_session(await known_session(body.session_id))
     if session.state == "ended":
         raise SessionEnded()
-    minted = mint_token(ctx.settings, session.id, identity=body.identity, name=body.name)
+    require_livekit_settings(ctx.settings)  # before counting: a misconfigured server burns none
+    identity = await ctx.service.claim_livekit_identity(
+        session.id, body.identity, ctx.settings.token_mints_per_session
+    )
+    minted = mint_token(
+        ctx.settings,
+        session.id,
+        identity=identity,
+        name=body.name,
+        now=datetime.now(timezone.utc),  # one instant for nbf and exp: exactly the ttl apart
+        ttl=session_token_ttl(ctx.settings),
+    )
     return LiveKitTokenResponse(
         token=minted.token, url=minted.url, room=minted.room, identity=minted.identity
     )
@@ -131,9 +176,8 @@ async def get_session(session_id: SessionId, ctx: Ctx) -> Any:
     return SessionView(
         session_id=session.id,
         state=session.state,
-        user=User(id=user.id, name=user.name, phone_masked=mask_phone(user.phone))
-        if user
-        else None,
+        user=ctx.service.caller_view(session, user),
+        identity_level=session.identity_level if user else None,
         created_at=session.created_at,
         updated_at=session.updated_at,
         ended_at=session.ended_at,

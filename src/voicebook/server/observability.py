@@ -1,7 +1,9 @@
 """Request ids, structured (JSON) logs and Prometheus metrics.
 
-Every log line carries the request id and, when known, the session id, taken from context
-variables set per request; phone numbers never reach a log line (the service masks them).
+Every log line carries the request id and, when known, a prefix of the session id, taken from
+context variables set per request. The session id is the browser's only credential (DESIGN §3), so
+no line holds one whole (`short_id`, also for ids in paths such as uvicorn's access lines), and
+phone numbers are masked in every message and error by what they are (`mask_phones`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import secrets
 import time
 from typing import Any
@@ -16,32 +19,67 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from voicebook.scheduling.phone import mask_phones
+
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("session_id", default=None)
 
 
+SHORT_ID_CHARS = 6
+_SESSION_IN_TEXT = re.compile(
+    r"""(/sessions?/|session_id=|['"]?session_id['"]?\s*[:=]\s*['"]?)([A-Za-z0-9_-]{16,64})"""
+)
+"""A session id where logs carry one: a `/session/<id>` path segment (access lines), a
+`session_id=` query or keyword, a `"session_id": "…"` field."""
+
+
+def short_id(value: str) -> str:
+    """A credential as a log may show it: its first characters, enough to tell sessions apart
+    and to grep, useless to anyone who would use it ("AbC123…")."""
+    return value if len(value) <= SHORT_ID_CHARS else value[:SHORT_ID_CHARS] + "…"
+
+
+def redact_log_text(text: str, region: str = "US", session: str | None = None) -> str:
+    """`text` with phone numbers masked and session ids shortened (`session`, the one the
+    request is about, wherever it appears; any other where it has the shape of one)."""
+    text = mask_phones(text, region)
+    if session and len(session) > SHORT_ID_CHARS and session in text:
+        text = text.replace(session, short_id(session))
+    return _SESSION_IN_TEXT.sub(lambda m: m.group(1) + short_id(m.group(2)), text)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request and session ids."""
+    """One JSON object per line: time, level, logger, message, request id and a prefix of the
+    session id; phone numbers masked and session ids shortened in the message and the error."""
+
+    def __init__(self, region: str = "US") -> None:
+        super().__init__()
+        self.region = region
 
     def format(self, record: logging.LogRecord) -> str:
+        session = session_id.get()
         entry: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact_log_text(record.getMessage(), self.region, session),
         }
-        for name, var in (("request_id", request_id), ("session_id", session_id)):
-            value = var.get()
-            if value:
-                entry[name] = value
+        rid = request_id.get()
+        if rid:
+            entry["request_id"] = rid
+        if session:
+            entry["session_id"] = short_id(session)
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
+            error = self.formatException(record.exc_info)
+            entry["error"] = redact_log_text(error, self.region, session)
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "info") -> None:
+def configure_logging(level: str = "info", region: str = "US") -> None:
+    """JSON lines on stderr for every logger, uvicorn's (access lines included) too; `region`
+    reads national phone numbers for masking (VOICEBOOK_DEFAULT_REGION)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(region))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -59,16 +59,16 @@ class Unauthorized(DomainError):
 _bearer = HTTPBearer(auto_error=False, description="VOICEBOOK_API_KEY, when one is configured.")
 
 
-async def require_service_key(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+ServiceCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def require_service_key(request: Request, credentials: ServiceCredentials) -> None:
     """Bearer auth with the service key, compared in constant time, whenever a key is set."""
-    expected = request.app.state.ctx.settings.api_key
+    expected = request.app.state.ctx.settings.service_key()
     if expected is None:
         return
     given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+    if not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized()
 
 

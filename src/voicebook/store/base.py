@@ -99,6 +99,20 @@ class IdempotencyRecord:
 
 
 @dataclass
+class CodeRecord:
+    """A one-time verification code sent to `phone` for a session (the code itself is hashed)."""
+
+    id: str
+    session_id: str
+    phone: str
+    code_hash: str | None
+    attempts: int
+    created_at: datetime
+    expires_at: datetime
+    verified_at: datetime | None = None
+
+
+@dataclass
 class CallStart:
     """What a tool call needs first: the answer already stored under its key, or else the
     locked session and its identified caller."""
@@ -126,6 +140,7 @@ class StoreTransaction(Protocol):
     ) -> list[EventRecord]: ...
     async def idle_sessions(self, before: datetime, limit: int = 100) -> list[str]: ...
     async def prune_idempotency(self, before: datetime) -> int: ...
+    async def prune_ended_sessions(self, before: datetime, limit: int = 200) -> int: ...
     async def events_after(
         self, session_id: str, after: int = 0, limit: int = 1000
     ) -> list[EventRecord]: ...
@@ -148,6 +163,14 @@ class StoreTransaction(Protocol):
     ) -> None: ...
     async def complete_idempotency(
         self, scope: str, key: str, outcome: str, body: dict[str, Any]
+    ) -> None: ...
+    async def idempotency_record(self, scope: str, key: str) -> IdempotencyRecord | None: ...
+    async def set_user_name(self, user_id: str, name: str, now: datetime) -> None: ...
+    async def insert_code(self, record: CodeRecord) -> None: ...
+    async def latest_code(self, session_id: str, phone: str) -> CodeRecord | None: ...
+    async def codes_sent_since(self, phone: str, since: datetime) -> int: ...
+    async def update_code(
+        self, code_id: str, attempts: int, verified_at: datetime | None
     ) -> None: ...
 
 

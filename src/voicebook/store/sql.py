@@ -18,6 +18,7 @@ from voicebook.scheduling.availability import Interval
 from voicebook.store.base import (
     AppointmentRecord,
     CallStart,
+    CodeRecord,
     EventRecord,
     IdempotencyRecord,
     OverlapError,
@@ -159,7 +160,7 @@ class SqlTransaction:
         *claim, session_rows, user_rows = results
         previous = None
         if key and not claim[0]:
-            previous = await self._idempotency_record(session_id, key)
+            previous = await self.idempotency_record(session_id, key)
         return CallStart(
             previous=previous,
             session=_row(SessionRecord, self._dialect, session_rows[0]) if session_rows else None,
@@ -259,6 +260,39 @@ class SqlTransaction:
             "DELETE FROM idempotency_keys WHERE created_at < :before", before=before
         )
 
+    async def prune_ended_sessions(self, before: datetime, limit: int = 200) -> int:
+        """Delete up to `limit` sessions that ended before `before` (retention, DESIGN §5), oldest
+        first, with their events and transcripts, verification codes and idempotency keys; their
+        appointments stay, no longer linked to a session. Returns how many sessions went.
+
+        One batch: callers repeat it, one transaction each, until it returns less than `limit`.
+        The rows are locked first (Postgres), so a concurrent pruner waits and then skips them.
+        """
+        rows = await self._fetch(
+            "SELECT id FROM sessions WHERE state = 'ended' AND ended_at < :before"
+            " ORDER BY ended_at LIMIT :limit" + self._dialect.lock_clause,
+            before=before,
+            limit=limit,
+        )
+        ids = [row["id"] for row in rows]
+        if not ids:
+            return 0
+        params = {f"id_{n}": session_id for n, session_id in enumerate(ids)}
+        listed = ", ".join(f":{name}" for name in params)
+        statements = [
+            f"UPDATE appointments SET session_id = NULL WHERE session_id IN ({listed})",
+            f"DELETE FROM idempotency_keys WHERE scope IN ({listed})",
+            f"DELETE FROM verification_codes WHERE session_id IN ({listed})",
+            f"DELETE FROM session_events WHERE session_id IN ({listed})",
+        ]
+        pending, self._deferred = self._deferred, []
+        await self._conn.batch(
+            pending + [(self._dialect.sql(sql), self._params(params)) for sql in statements]
+        )
+        return await self._execute(
+            f"DELETE FROM sessions WHERE id IN ({listed}) AND state = 'ended'", **params
+        )
+
     async def events_after(
         self, session_id: str, after: int = 0, limit: int = 1000
     ) -> list[EventRecord]:
@@ -281,7 +315,8 @@ class SqlTransaction:
         self, phone: str, name: str | None, now: datetime, *, new_id: str
     ) -> tuple[UserRecord, bool]:
         """The user with this E.164 phone, created with `new_id` if new; a given name replaces
-        the stored one. Returns (user, existed_before).
+        the stored one (the service passes one only for a proved caller). Returns (user,
+        existed_before).
         """
         inserted = await self._execute(
             "INSERT INTO users (id, phone, name, created_at, updated_at)"
@@ -391,7 +426,7 @@ class SqlTransaction:
 
     # --- idempotency ----------------------------------------------------------------------------
 
-    async def _idempotency_record(self, scope: str, key: str) -> IdempotencyRecord | None:
+    async def idempotency_record(self, scope: str, key: str) -> IdempotencyRecord | None:
         row = await self._one(
             "SELECT * FROM idempotency_keys WHERE scope = :scope AND key = :key",
             scope=scope,
@@ -410,4 +445,51 @@ class SqlTransaction:
             body=body,
             scope=scope,
             key=key,
+        )
+
+    # --- verification codes ---------------------------------------------------------------------
+
+    async def set_user_name(self, user_id: str, name: str, now: datetime) -> None:
+        await self._execute(
+            "UPDATE users SET name = :name, updated_at = :now WHERE id = :id",
+            name=name,
+            now=now,
+            id=user_id,
+        )
+
+    async def insert_code(self, record: CodeRecord) -> None:
+        values = {f.name: getattr(record, f.name) for f in fields(CodeRecord)}
+        await self._execute(
+            f"INSERT INTO verification_codes ({', '.join(values)})"
+            f" VALUES ({', '.join(':' + name for name in values)})",
+            **values,
+        )
+
+    async def latest_code(self, session_id: str, phone: str) -> CodeRecord | None:
+        """The newest code this session sent to `phone`."""
+        row = await self._one(
+            "SELECT * FROM verification_codes WHERE session_id = :session_id AND phone = :phone"
+            " ORDER BY created_at DESC, id DESC LIMIT 1",
+            session_id=session_id,
+            phone=phone,
+        )
+        return _row(CodeRecord, self._dialect, row) if row else None
+
+    async def codes_sent_since(self, phone: str, since: datetime) -> int:
+        """Codes sent to `phone` since `since`, by any session (the per-number send limit)."""
+        row = await self._one(
+            "SELECT COUNT(*) AS n FROM verification_codes"
+            " WHERE phone = :phone AND created_at >= :since",
+            phone=phone,
+            since=since,
+        )
+        return int(row["n"]) if row else 0
+
+    async def update_code(self, code_id: str, attempts: int, verified_at: datetime | None) -> None:
+        await self._execute(
+            "UPDATE verification_codes SET attempts = :attempts, verified_at = :verified_at"
+            " WHERE id = :id",
+            attempts=attempts,
+            verified_at=verified_at,
+            id=code_id,
         )
