@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from helpers import call, identified, key
+from voicebook.models import CallerRequest
 from voicebook.scheduling.availability import AvailabilityRules
 from voicebook.scheduling.errors import DomainError
 from voicebook.scheduling.hours import parse_hours
@@ -136,19 +137,20 @@ async def test_another_callers_appointment_is_not_found(service: SchedulingServi
 
 async def test_identity_is_bound_to_the_session(service: SchedulingService) -> None:
     """A session that re-identifies acts only as the newest caller, never as the earlier one."""
-    session = await identified(service, "415 555 0123")
+    session = (await service.start_session()).id
+    await call(service, "identify_user", session, phone="415 555 0123")
     booked = await call(service, "book_appointment", session, start=NINE_AM)
     await call(service, "identify_user", session, phone="212 555 0199")
     error = await refused(
         service, "cancel_appointment", session, appointment_id=booked.appointment.id
     )
-    assert error.code == "not_found"
+    assert error.code == "verification_required"
 
 
 async def test_returning_caller_sees_upcoming(service: SchedulingService) -> None:
     first = await identified(service, "415 555 0123", name="Ann")
     booked = await call(service, "book_appointment", first, start=NINE_AM)
-    later = await service.start_session()
+    later = await service.start_session(CallerRequest(phone="+14155550123"))
     who = await call(
         service, "identify_user", later.id, phone="four one five five five five oh one two three"
     )
