@@ -1,12 +1,16 @@
-"""`voicebook db migrate | status | schema`."""
+"""`voicebook db migrate | status | schema | prune`."""
 
 from __future__ import annotations
+
+from typing import Annotated, Optional
 
 import typer
 
 from voicebook.cli.common import DatabaseUrl, console, load_settings, opened_store, run
 
-app = typer.Typer(help="Database schema: apply migrations, show their state, print the schema.")
+app = typer.Typer(
+    help="Database schema: apply migrations, show their state, print the schema; retention."
+)
 
 
 @app.command()
@@ -55,3 +59,51 @@ def schema() -> None:
     from voicebook.store.migrations import postgres_schema_script
 
     typer.echo(postgres_schema_script(), nl=False)
+
+
+@app.command()
+def prune(
+    days: Annotated[
+        Optional[int],  # noqa: UP045 - Typer reads the annotation at run time on Python 3.10
+        typer.Option(
+            "--days",
+            min=1,
+            help="Delete sessions that ended more than this many days ago "
+            "(default: VOICEBOOK_RETENTION_DAYS).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print {removed_sessions, before, days} as JSON.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete ended sessions past retention, with their events, transcripts, verification codes
+    and idempotency keys; appointments stay. Safe to run at any time, and twice."""
+    settings = load_settings(database_url=database_url, retention_days=days)
+
+    async def delete():  # type: ignore[no-untyped-def]
+        from voicebook.scheduling.service import utc_now
+        from voicebook.store.retention import prune_ended, retention_cutoff
+
+        before = retention_cutoff(utc_now(), settings.retention_days)
+        async with opened_store(settings) as store:
+            return store.display_url, before, await prune_ended(store, before)
+
+    where, before, removed = run(delete())
+    if as_json:
+        import json
+
+        report = {
+            "removed_sessions": removed,
+            "before": before.isoformat(),
+            "days": settings.retention_days,
+        }
+        typer.echo(json.dumps(report))
+        return
+    plural = "" if removed == 1 else "s"
+    console.print(
+        f"removed [bold]{removed}[/] session{plural} that ended before "
+        f"{before:%Y-%m-%d %H:%M} UTC ({settings.retention_days} days) from [bold]{where}[/]",
+        highlight=False,
+    )

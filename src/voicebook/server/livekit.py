@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import calendar
 import json
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -18,8 +17,16 @@ from typing import Any
 from livekit import api
 
 from voicebook.scheduling.errors import DomainError, InvalidInput
+from voicebook.scheduling.ids import new_livekit_identity
 
-__all__ = ["LiveKitNotConfigured", "LiveKitToken", "mint_token", "missing_livekit_settings"]
+__all__ = [
+    "LiveKitNotConfigured",
+    "LiveKitToken",
+    "mint_token",
+    "missing_livekit_settings",
+    "require_livekit_settings",
+    "session_token_ttl",
+]
 
 _REQUIRED = (
     ("livekit_url", "LIVEKIT_URL"),
@@ -73,9 +80,22 @@ def missing_livekit_settings(settings: Any) -> list[str]:
     return [name for field, name in _REQUIRED if not _value(settings, field)]
 
 
+def require_livekit_settings(settings: Any) -> None:
+    """Raise LiveKitNotConfigured, naming the missing variables, unless tokens can be minted."""
+    missing = missing_livekit_settings(settings)
+    if missing:
+        raise LiveKitNotConfigured.naming(missing)
+
+
 def new_identity() -> str:
     """A participant identity for a caller who did not bring one."""
-    return "caller-" + secrets.token_hex(4)
+    return new_livekit_identity()
+
+
+def session_token_ttl(settings: Any) -> timedelta:
+    """The lifetime of a session's token: VOICEBOOK_TOKEN_TTL_MINUTES, but never longer than
+    VOICEBOOK_SESSION_IDLE_MINUTES, after which an idle session is ended."""
+    return timedelta(minutes=min(settings.token_ttl_minutes, settings.session_idle_minutes))
 
 
 def mint_token(
@@ -85,21 +105,22 @@ def mint_token(
     identity: str | None = None,
     name: str | None = None,
     now: datetime | None = None,
+    ttl: timedelta | None = None,
 ) -> LiveKitToken:
     """A token joining room `session_id` that dispatches the configured agent to it.
 
     Raises LiveKitNotConfigured (naming the missing variables) before anything is signed, and
     InvalidInput for a blank session id. `now` fixes the token's start time (nbf); without it the
-    current time is used. The token lives `settings.token_ttl_minutes` minutes.
+    current time is used. The token lives `ttl`, by default `settings.token_ttl_minutes` minutes
+    (the server passes `session_token_ttl(settings)`).
     """
-    missing = missing_livekit_settings(settings)
-    if missing:
-        raise LiveKitNotConfigured.naming(missing)
+    require_livekit_settings(settings)
     room = (session_id or "").strip()
     if not room:
         raise InvalidInput("A session id is needed to join a room.")
     who = (identity or "").strip() or new_identity()
-    ttl = timedelta(minutes=settings.token_ttl_minutes)
+    if ttl is None:
+        ttl = timedelta(minutes=settings.token_ttl_minutes)
 
     access = (
         api.AccessToken(_value(settings, "livekit_api_key"), _value(settings, "livekit_api_secret"))
