@@ -1,0 +1,3 @@
+-- voicebook 0004: private by default. Postgres enables row-level security on every table, takes
+-- Supabase's API roles' grants away and moves btree_gist out of public. SQLite has no roles, no
+-- API and no extensions: nothing to do here (the version exists so both dialects stay equal).
