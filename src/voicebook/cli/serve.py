@@ -10,6 +10,15 @@ import typer
 from voicebook.cli.common import EXIT_USAGE, console, fail, load_settings
 
 
+CODE_DELIVERY = {
+    "console": "codes written to this log (development only)",
+    "webhook": "codes sent by webhook",
+    "twilio": "codes sent by Twilio Verify",
+    "off": "verification off: a number said is believed",
+}
+"""How the banner describes VOICEBOOK_VERIFICATION."""
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -35,6 +44,7 @@ def serve(
     from voicebook.config import redact_url
     from voicebook.scheduling.hours import format_hours
     from voicebook.server.observability import configure_logging
+    from voicebook.server.senders import missing_verification_settings
 
     settings = load_settings()
     if not _is_loopback(host) and settings.service_key() is None and not insecure:
@@ -43,10 +53,28 @@ def serve(
             "could call the tools. Set VOICEBOOK_API_KEY, or pass --insecure if you must.",
             EXIT_USAGE,
         )
+    if not _is_loopback(host) and settings.verification == "console":
+        fail(
+            f"refusing to listen on {host} with VOICEBOOK_VERIFICATION=console: the codes that "
+            "prove a caller's number would only be written to this server's log. Set "
+            "VOICEBOOK_VERIFICATION to webhook or twilio (or off, to believe any number said).",
+            EXIT_USAGE,
+        )
+    missing = missing_verification_settings(settings)
+    if missing:
+        fail(
+            f"VOICEBOOK_VERIFICATION={settings.verification} needs {', '.join(missing)}.",
+            EXIT_USAGE,
+        )
     try:
         database = redact_url(settings.resolved_database_url())
     except Exception as exc:  # ConfigError: the Supabase hint
         fail(str(exc), EXIT_USAGE)
+    if settings.verification == "off":
+        console.print(
+            "[yellow]warning:[/] VOICEBOOK_VERIFICATION=off: a caller who says a number may see "
+            "and change every appointment under it"
+        )
     if workers > 1 and not settings.redis_url:
         console.print(
             "[yellow]warning:[/] several workers without VOICEBOOK_REDIS_URL: a WebSocket only "
@@ -62,6 +90,7 @@ def serve(
     hours = format_hours(settings.rules.weekly)
     console.print(f"  hours      {hours} ({settings.timezone})", highlight=False)
     console.print(f"  auth       {auth}", highlight=False)
+    console.print(f"  callers    {CODE_DELIVERY[settings.verification]}", highlight=False)
     configure_logging(log_level)
     uvicorn.run(
         "voicebook.server.app:create_app_from_env",
