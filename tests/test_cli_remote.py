@@ -110,6 +110,15 @@ def identified(cli: Invoke, name: str = "Ana") -> str:
     return session
 
 
+def trusted(cli: Invoke, name: str = "Ana") -> str:
+    """A session a back-end started for its signed-in caller (the service key): trusted."""
+    started = cli("session", "start", "--phone", phone(), "--name", name, "--json")
+    assert started.code == 0, started
+    answer = StartSessionResponse.model_validate(started.json())
+    assert answer.identity_level == "trusted"
+    return answer.session_id
+
+
 def free_slots(cli: Invoke, session: str, *extra: str) -> FetchSlotsResponse:
     outcome = cli("tool", "fetch_slots", "--session", session, "--json", *extra)
     assert outcome.code == 0, outcome
@@ -438,7 +447,7 @@ def test_exit_1_not_found(cli: Invoke) -> None:
     assert events.code == 1, events
     assert "(not_found)" in events.text
 
-    session = identified(cli)
+    session = trusted(cli)
     cancel = cli("tool", "cancel_appointment", "--session", session, "--appointment", "apt_nope")
     assert cancel.code == 1, cancel
     assert "(not_found)" in cancel.text
@@ -462,7 +471,8 @@ def test_exit_1_not_identified_and_invalid_phone(cli: Invoke) -> None:
     [
         (("tool", "fetch_slots"), "Missing option '--session'"),
         (("tool", "book_appointment", "--slot", "x"), "Missing option '--session'"),
-        (("tool", "identify_user", "--session", "s"), "Missing option '--phone'"),
+        (("session", "attest", "s"), "Missing option '--phone'"),
+        (("session", "start", "--name", "Ann"), "--name needs --phone"),
         (("tool", "fetch_slots", "--session", "s", "--bogus"), "No such option"),
         (("tool", "fetch_slots", "--session", "s", "--limit", "0"), "--limit"),
         (("tool", "fetch_slots", "--session", "s", "--date", "2027-13-01"), "YYYY-MM-DD"),

@@ -415,7 +415,7 @@ async def test_retried_tool_call_with_the_same_key_books_once(vb: Any) -> None:
         (403, {"error": {"code": "brand_new", "message": "m"}}, errors.Forbidden, "brand_new"),
         (422, {"error": {"code": "wrong_code", "attempts_left": 2}}, errors.WrongCode, None),
         (429, {"error": {"code": "too_many_codes"}}, errors.TooManyCodes, None),
-        (503, {"error": {"code": "verification_unavailable"}}, errors.VerificationUnavailable, None),
+        (503, {"error": {"code": "verification_unavailable"}}, errors.VerificationUnavailable, None),  # noqa: E501
         (503, {"error": {"code": "store_unavailable"}}, errors.StoreUnavailable, None),
         (502, "<html>bad gateway</html>", errors.ServiceUnavailable, "service_unavailable"),
         (500, None, errors.ServerError, "internal_error"),
