@@ -40,10 +40,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in (
         (401, "Missing or wrong service key."),
+        (403, "The caller must prove their number first (verification_required)."),
         (404, "Unknown session or appointment."),
-        (409, "Conflict: slot taken, not identified, already cancelled, session ended."),
-        (422, "Invalid input, time, phone, or a reused idempotency key."),
-        (503, "The store is unavailable; retry."),
+        (
+            409,
+            "Conflict: slot taken, not identified, already cancelled, session ended, caller "
+            "fixed by the line, no code sent.",
+        ),
+        (422, "Invalid input, time, phone, code, or a reused idempotency key."),
+        (429, "Too many wrong codes, or too many codes sent to the number."),
+        (503, "The store, or the code sender, is unavailable; retry."),
     )
 }
 
