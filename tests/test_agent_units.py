@@ -223,7 +223,7 @@ assert isinstance(session.tts, cartesia.TTS), session.tts
 assert isinstance(session.vad, inference.VAD), session.vad
 assert isinstance(session.turn_detection, inference.TurnDetector), session.turn_detection
 agent = Receptionist(CallLink(AsyncClient("http://127.0.0.1:9"), "sess"), settings.rules)
-assert len(agent.tools) == 7
+assert len(agent.tools) == 8  # the eight tools; a SIP-attested line has no verify_caller
 build_avatar(settings)
 create_agent_server(settings)
 print("built offline:", session.llm.model)

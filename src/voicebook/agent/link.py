@@ -6,7 +6,9 @@
   the summary) and closes the agent session;
 - when the session closes any other way (the caller hung up, the LLM failed for good, the
   terminal closed), the rest is reported with `hangup`, so the server summarises the call anyway;
-- when the LLM fails for good, the caller hears an apology instead of silence.
+- when the LLM fails for good, the caller hears an apology instead of silence;
+- a caller whose number the line gave (a SIP caller id) is attested to the server before the
+  conversation starts (`attest_line`), so the session is trusted and the number never asked for.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from livekit.agents.llm import ChatMessage
 from voicebook.agent.reporting import CallReporter, usage_totals
 from voicebook.agent.tools import ServerTools, ToolObserver
 from voicebook.errors import VoicebookError
-from voicebook.models import EndConversationResponse, Summary, Usage
+from voicebook.models import EndConversationResponse, Summary, Usage, User
 from voicebook.sdk import AsyncClient
 
 logger = logging.getLogger("voicebook.agent")
@@ -55,6 +57,8 @@ class CallLink:
         self.ending = False
         """The model called end_conversation: the call ends after the goodbye."""
         self.avatar_started_at: float | None = None
+        self.line_caller: User | None = None
+        """The caller the line vouched for (attested to the server), if any."""
         self._session: AgentSession | None = None
         self._ending: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
@@ -101,6 +105,23 @@ class CallLink:
 
     def _on_close(self, _event: Any) -> None:
         self.finish()
+
+    @property
+    def known_line(self) -> bool:
+        """The caller's number came from the line and the server holds it as trusted."""
+        return self.line_caller is not None
+
+    async def attest_line(self, phone: str) -> bool:
+        """Vouch for the caller's number as the line gave it (a SIP caller id), before the
+        conversation starts. False (and the call goes on, the number asked for) when the server
+        refused or could not be reached."""
+        try:
+            attested = await self.client.attest_caller(self.session_id, phone=phone)
+        except VoicebookError as exc:
+            logger.warning("the line's caller id was not attested: %s", exc)
+            return False
+        self.line_caller = attested.user
+        return True
 
     # --- the end of the call -------------------------------------------------------------
 

@@ -20,18 +20,21 @@ from voicebook.agent.tools import build_function_tools
 from voicebook.scheduling.availability import AvailabilityRules
 
 DEFAULT_GREETING = "Hello, thanks for calling! To get started, may I have your phone number?"
+LINE_GREETING = "Hello, thanks for calling! How can I help you today?"
+"""The default greeting when the line already gave the caller's number."""
 
 
 class Receptionist(Agent):
     def __init__(
         self, link: CallLink, rules: AvailabilityRules, greeting: str | None = None
     ) -> None:
+        known_line = link.known_line  # attested before the agent is made; fixed for the call
         super().__init__(
-            instructions=instructions(),
-            tools=build_function_tools(link.tools, link.end_conversation),
+            instructions=instructions(known_line=known_line),
+            tools=build_function_tools(link.tools, link.end_conversation, known_line=known_line),
         )
         self._rules = rules
-        self.greeting = greeting or DEFAULT_GREETING
+        self.greeting = greeting or (LINE_GREETING if known_line else DEFAULT_GREETING)
         self.greeting_handle: SpeechHandle | None = None
 
     async def on_enter(self) -> None:

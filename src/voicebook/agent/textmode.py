@@ -59,7 +59,10 @@ class TextCall:
         *,
         observer: ToolObserver | None = None,
         session: AgentSession | None = None,
+        line_phone: str | None = None,
     ) -> None:
+        """`line_phone`: the call comes from a phone line with this caller id, attested to the
+        server before the first turn as the worker does for a SIP call (the service key)."""
         self.settings = settings
         self.client = client
         self.turns: list[Turn] = []
@@ -68,6 +71,7 @@ class TextCall:
         self._observer = observer
         self._session = session
         self._current: Turn | None = None
+        self._line_phone = line_phone
 
     @property
     def agent_session(self) -> AgentSession:
@@ -81,6 +85,8 @@ class TextCall:
         self._session = self._session or build_text_session(self.settings)
         self.link = CallLink(self.client, self.session_id, observer=self._observer)
         self.link.tools.observe(self._record)
+        if self._line_phone is not None and not await self.link.attest_line(self._line_phone):
+            raise RuntimeError("the server did not accept the line's caller id")
         agent = Receptionist(self.link, self.settings.rules, self.settings.agent_greeting)
         self.link.attach(self._session)
         await self._session.start(agent)

@@ -1,4 +1,4 @@
-"""The seven tools the model calls, each one an HTTP call to the server through the SDK.
+"""The eight tools the model calls, each one an HTTP call to the server through the SDK.
 
 Why it looks like this:
 - The LLM's tool-call id is the idempotency key, so a call delivered twice (a retried LLM
@@ -7,6 +7,9 @@ Why it looks like this:
 - A call that changes appointments is guarded: interruptions are refused while it runs and the
   HTTP request is shielded, so a barge-in cannot abandon a booking half-way (the server would
   commit it and the model would never hear that it did).
+- On a call from a known line (a SIP caller id the worker attested) identify_user has no phone
+  parameter and a phone the model adds anyway is dropped: the model cannot name another number
+  (the server would refuse it too, `caller_fixed`), and there is no verify_caller to call.
 - Failures become `ToolError` with the server's sentence, which the model can say or act on;
   `slot_taken` also carries the alternatives, so the model can offer them at once.
 - Outputs are compact JSON, paid for as input tokens on every later turn.
@@ -26,9 +29,9 @@ from typing import Any
 from livekit.agents import RunContext, ToolError, function_tool
 from livekit.agents.llm import RawFunctionTool
 
-from voicebook.agent.schemas import WRITE_TOOLS, tool_schema
-from voicebook.errors import SlotTaken, VoicebookError
-from voicebook.models import TOOL_NAMES, WireModel
+from voicebook.agent.schemas import LINE_FIXED, WRITE_TOOLS, line_tools, tool_schema
+from voicebook.errors import SlotTaken, VoicebookError, WrongCode
+from voicebook.models import WireModel
 from voicebook.sdk import AsyncClient, RetryPolicy
 
 logger = logging.getLogger("voicebook.agent")
@@ -85,6 +88,8 @@ def tool_error(error: VoicebookError) -> ToolError:
     """The error the model reads: the server's code and sentence (and, for a taken slot, the
     alternatives it offered)."""
     body: dict[str, Any] = {"error": error.code, "message": error.message}
+    if isinstance(error, WrongCode) and error.attempts_left is not None:
+        body["attempts_left"] = error.attempts_left
     if isinstance(error, SlotTaken) and error.alternatives:
         body["alternatives"] = [
             slot.model_dump(mode="json", exclude_none=True) for slot in error.alternatives
@@ -160,16 +165,26 @@ class ServerTools:
 
 
 def build_function_tools(
-    tools: ServerTools, end_conversation: Callable[[dict[str, Any], RunContext], Any]
+    tools: ServerTools,
+    end_conversation: Callable[[dict[str, Any], RunContext], Any],
+    *,
+    known_line: bool = False,
 ) -> list[RawFunctionTool]:
-    """The seven function tools; `end_conversation` is handed the arguments of that tool."""
+    """The function tools; `end_conversation` is handed the arguments of that tool.
+
+    `known_line`: the line vouched for the caller, so identify_user takes no phone and there is
+    no verify_caller (see the module doc)."""
 
     def make(name: str) -> RawFunctionTool:
+        # null means "not given" (models send it for optional parameters); the session is
+        # always this call's, whatever the model says; a known line's number is the line's.
+        dropped = {"session_id"} | (
+            {LINE_FIXED} if known_line and name == "identify_user" else set()
+        )
+
         async def run(raw_arguments: dict[str, object], context: RunContext) -> str:
-            # null means "not given" (models send it for optional parameters); the session is
-            # always this call's, whatever the model says.
             arguments = {
-                k: v for k, v in raw_arguments.items() if v is not None and k != "session_id"
+                k: v for k, v in raw_arguments.items() if v is not None and k not in dropped
             }
             if name == "end_conversation":
                 return await end_conversation(arguments, context)
@@ -183,6 +198,6 @@ def build_function_tools(
                 raise tool_error(exc) from None
 
         run.__name__ = name
-        return function_tool(run, raw_schema=tool_schema(name))
+        return function_tool(run, raw_schema=tool_schema(name, known_line=known_line))
 
-    return [make(name) for name in TOOL_NAMES]
+    return [make(name) for name in line_tools(known_line)]
