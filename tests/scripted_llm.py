@@ -16,6 +16,9 @@ gets the last entry if it is a `say`, so a model never loops on tool calls; with
 `tool_choice: "none"` (the session's "enough tool rounds") a scripted call becomes a short
 text. String arguments of the form "$tool.path.to.0.field" are read from the newest output of
 that tool in the conversation, so a script can book the slot the server offered a moment ago.
+A user text may hold placeholders, e.g. "It's {code}.": it then matches any text of that shape,
+and "{code}" in the script's string arguments is what the caller said there (the verification
+code `voicebook eval` reads from the texts the server sent).
 
 Every answer is streamed as a real provider streams it: the role first, text or tool-call
 arguments split across several chunks, the finish reason, then a usage chunk (prompt and
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import threading
 import uuid
@@ -69,14 +73,30 @@ def _resolve(path: str, outputs: Mapping[str, Any]) -> Any:
     return value
 
 
-def _fill(args: Any, outputs: Mapping[str, Any]) -> Any:
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _fill(args: Any, outputs: Mapping[str, Any], said: Mapping[str, str] | None = None) -> Any:
     if isinstance(args, str) and args.startswith("$"):
         return _resolve(args[1:], outputs)
+    if isinstance(args, str) and said:
+        return _PLACEHOLDER.sub(lambda m: said.get(m.group(1), m.group(0)), args)
     if isinstance(args, dict):
-        return {key: _fill(value, outputs) for key, value in args.items()}
+        return {key: _fill(value, outputs, said) for key, value in args.items()}
     if isinstance(args, list):
-        return [_fill(value, outputs) for value in args]
+        return [_fill(value, outputs, said) for value in args]
     return args
+
+
+def _pattern(text: str) -> re.Pattern[str] | None:
+    """A user text with placeholders ("it's {code}.") as a regex that captures them."""
+    parts = _PLACEHOLDER.split(text)
+    if len(parts) == 1:
+        return None
+    regex = "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
+    )
+    return re.compile(regex)
 
 
 def tool_outputs(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -100,12 +120,28 @@ class ScriptedModel:
 
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules: dict[str, list[dict[str, Any]]] = {}
+        self.patterns: list[tuple[re.Pattern[str], list[dict[str, Any]]]] = []
         self.requests: list[dict[str, Any]] = []
         self.add(rules or {})
 
     def add(self, rules: Rules) -> None:
         for text, steps in rules.items():
-            self.rules[normalise(text)] = [dict(step) for step in steps]
+            key = normalise(text)
+            self.rules[key] = [dict(step) for step in steps]
+            pattern = _pattern(key)
+            if pattern is not None:
+                self.patterns.append((pattern, self.rules[key]))
+
+    def _steps(self, said: str) -> tuple[list[dict[str, Any]] | None, dict[str, str]]:
+        """The script for what the caller said, and the placeholders it filled."""
+        key = normalise(said)
+        if key in self.rules:
+            return self.rules[key], {}
+        for pattern, steps in self.patterns:
+            match = pattern.fullmatch(key)
+            if match:
+                return steps, match.groupdict()
+        return None, {}
 
     def answer(self, body: Mapping[str, Any]) -> dict[str, Any]:
         messages = list(body.get("messages") or ())
@@ -116,7 +152,7 @@ class ScriptedModel:
             return {"say": "Hello."}
         said = _text_of(messages[last_user].get("content"))
         step = sum(1 for m in messages[last_user + 1 :] if m.get("role") == "assistant")
-        steps = self.rules.get(normalise(said))
+        steps, placeholders = self._steps(said)
         if not steps:
             return {"say": f"(no rule for: {said})"}
         if step >= len(steps):
@@ -131,7 +167,7 @@ class ScriptedModel:
                 "calls": [
                     {
                         "call": c["call"],
-                        "args": _fill(c.get("args", {}), outputs),
+                        "args": _fill(c.get("args", {}), outputs, placeholders),
                         "id": c.get("id") or f"call_{uuid.uuid4().hex[:16]}",
                     }
                     for c in calls

@@ -315,7 +315,7 @@ def test_the_readme_offline_eval_commands(tmp_path: Path) -> None:
         model.terminate()
         model.wait(timeout=10)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "5/5 scenarios passed" in done.stdout
+    assert "9/9 scenarios passed" in done.stdout
 
 
 def test_eval_only_runs_the_named_scenarios(scripted: Any, tmp_path: Path) -> None:

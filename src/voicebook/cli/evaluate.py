@@ -1,8 +1,9 @@
 """`voicebook eval FILE.yaml`: run scripted conversations against the agent, print a table.
 
 Without `--url` (or VOICEBOOK_URL / BACKEND_BASE_URL) the server runs inside this process on a
-throwaway SQLite file, so every run starts from an empty calendar; the LLM is the configured one.
-Exit 1 when any check fails.
+throwaway SQLite file, so every run starts from an empty calendar, and texts its verification
+codes to a local webhook receiver the scenarios read them from (`{code}`); the LLM is the
+configured one. Exit 1 when any check fails.
 """
 
 from __future__ import annotations
@@ -65,11 +66,16 @@ def evaluate(
 async def _evaluate(
     settings: Settings, scenarios: list[Scenario], url: str | None, api_key: str | None
 ) -> list[ScenarioResult]:
-    from voicebook.agent.evals import run_scenarios
+    from voicebook.agent.evals import CodeInbox, run_scenarios
     from voicebook.cli.common import agent_server
 
-    async with agent_server(settings, url, api_key, scratch=True) as (client, _):
-        return await run_scenarios(settings, client, scenarios)
+    with CodeInbox() as inbox:
+        # an in-process server texts its codes to the inbox (a server at --url has its own way)
+        settings = inbox.configure(settings)
+        async with agent_server(settings, url, api_key, scratch=True) as (client, in_process):
+            return await run_scenarios(
+                settings, client, scenarios, inbox=inbox if in_process else None
+            )
 
 
 def _result_json(result: ScenarioResult) -> dict[str, object]:
