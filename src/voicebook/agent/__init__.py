@@ -1,4 +1,4 @@
-"""The voice agent: prompt, the seven tools over the SDK, providers, the LiveKit worker and the
+"""The voice agent: prompt, the eight tools over the SDK, providers, the LiveKit worker and the
 text mode that `voicebook call --text` and `voicebook eval` use.
 
 Everything here but `install_hint`/`require_agent_extra` needs the `agent` extra
