@@ -250,7 +250,6 @@ async def test_browser_flow(server: Server, client: httpx.AsyncClient) -> None:
     check_log(events, session_id)
     assert shape(events) == [
         ("status", "connected"),
-        ("status", "active"),
         ("tool_call", "identify_user"),
         ("tool_call", "fetch_slots"),
         ("tool_call", "book_appointment"),
@@ -304,7 +303,7 @@ async def test_browser_flow(server: Server, client: httpx.AsyncClient) -> None:
 
     after = await ok(client.get(f"/session/{session_id}/events", params={"after": 3}))
     assert after == events[3:]
-    assert [e["id"] for e in after] == list(range(4, 11))
+    assert [e["id"] for e in after] == list(range(4, 10))
 
 
 async def test_resume_after_a_dropped_socket(server: Server, client: httpx.AsyncClient) -> None:
@@ -314,7 +313,7 @@ async def test_resume_after_a_dropped_socket(server: Server, client: httpx.Async
     async with websockets.connect(started["ws_url"]) as ws:
         first = await receive(ws, 1)
         slot = await identify_and_slot(client, session_id)
-        first += await receive(ws, 3)  # active, identify_user, fetch_slots
+        first += await receive(ws, 2)  # identify_user, fetch_slots
     check_log(first, session_id)
     last = first[-1]["id"]
 
@@ -352,8 +351,8 @@ async def test_resume_from_every_point_replays_the_same_log(
     await identify_and_slot(client, session_id)
     await ok(client.post(f"/session/{session_id}/end"))
     log = await ok(client.get(f"/session/{session_id}/events"))
-    assert len(log) == 7
-    for after in (0, 1, 4, 6):
+    assert len(log) == 6
+    for after in (0, 1, 4, 5):
         async with websockets.connect(f"{started['ws_url']}?after={after}") as ws:
             assert await receive_until_closed(ws) == log[after:]
 
@@ -378,7 +377,7 @@ async def test_page_hang_up(server: Server, client: httpx.AsyncClient) -> None:
 
     async with websockets.connect(started["ws_url"]) as ws:
         await ok(tool(client, "identify_user", session_id, phone=PHONE))
-        before = await receive(ws, 3)  # connected, active, identify_user
+        before = await receive(ws, 2)  # connected, identify_user
         first = await ok(client.post(f"/session/{session_id}/end"))
         second = await ok(client.post(f"/session/{session_id}/end"))
         closing = await receive_until_closed(ws)
@@ -418,7 +417,6 @@ async def test_end_conversation_as_the_first_call(
     check_log(events, session_id)
     assert shape(events) == [
         ("status", "connected"),
-        ("status", "active"),
         ("tool_call", "end_conversation"),
         ("status", "ended"),
         ("summary", ""),

@@ -479,8 +479,9 @@ class SchedulingService(ToolHandlers):
         items: list[tuple[str, dict[str, Any]]] = []
         fields: dict[str, Any] = {}
         if session.state == "connected":
+            # `active` lives in GET /session/{id} only: as an event the page knows `connected`
+            # and `ended`, and shows anything else as "not connected" (DESIGN §3).
             fields["state"] = "active"
-            items.append(("status", {"session_id": session.id, "state": "active"}))
         failed = done.error is not None
         call = ToolCallEvent(
             id=key or f"call_{session.last_event_id + len(items) + 1}",
