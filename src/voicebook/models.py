@@ -6,11 +6,20 @@ contract. Extra fields may be added; none may be renamed or removed.
 
 from __future__ import annotations
 
+import re
 from datetime import date as Date
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 ToolName = Literal[
     "identify_user",
@@ -34,33 +43,75 @@ MAX_SLOTS = 200
 DEFAULT_SLOTS = 5
 
 
+EARLIEST_YEAR = 2000
+LATEST_YEAR = 2100
+"""Instants and dates outside these years cannot be anything the business booked or can book;
+near year 1 or 9999 the offset arithmetic would overflow, so they are refused as invalid times."""
+MAX_COUNT = 1_000_000_000
+"""Bound of a usage count (tokens, characters) for one session."""
+MAX_SECONDS = 7 * 24 * 3600.0
+"""Bound of a usage duration for one session."""
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""Characters no stored text may hold (see `unstorable_text`)."""
+
+
 class WireModel(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """Numbers on the wire are finite: `Infinity`/`NaN` (which Python's JSON reads) are refused."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
-def contains_nul(value: Any) -> bool:
-    """True when a string anywhere in `value` holds U+0000 (which Postgres text cannot store)."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(contains_nul(v) for v in value)
+def unstorable_text(value: Any) -> bool:
+    """True when a string anywhere in `value` (keys too) holds U+0000, which Postgres text cannot
+    store, or a lone surrogate, which is not Unicode text: stored on SQLite it makes every later
+    read of the row fail to encode. Iterative, so any nesting depth is safe."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
     return False
 
 
-class Request(WireModel):
-    """Tool requests refuse unknown fields so a misspelt argument is an error, not silently lost."""
+def _in_bookable_years(value: datetime | Date) -> datetime | Date:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise PydanticCustomError(
+            "time_out_of_range",
+            "times must fall between the years {earliest} and {latest}",
+            {"earliest": EARLIEST_YEAR, "latest": LATEST_YEAR},
+        )
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_in_bookable_years)]
+"""A time a caller gives (ISO 8601), within the years the business can book."""
+LocalDate = Annotated[Date, AfterValidator(_in_bookable_years)]
+
+
+class Inbound(WireModel):
+    """Everything a client sends: unknown fields are refused (a misspelt argument is an error,
+    not silently lost), and every text is storable (see `unstorable_text`)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    session_id: str = Field(min_length=1, max_length=64)
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if contains_nul(data):
-            raise ValueError("text cannot contain NUL characters")
+    def _storable_text(cls, data: Any) -> Any:
+        if unstorable_text(data):
+            raise ValueError("text cannot contain NUL characters or unpaired surrogates")
         return data
+
+
+class Request(Inbound):
+    """A tool call (or an agent report): always for one session."""
+
+    session_id: str = Field(min_length=1, max_length=64)
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -149,7 +200,7 @@ class VerifyCallerResponse(WireModel):
 
 
 class FetchSlotsRequest(Request):
-    date: Date | None = Field(default=None, description="Local date in the business zone.")
+    date: LocalDate | None = Field(default=None, description="Local date in the business zone.")
     part_of_day: PartOfDay | None = None
     limit: int = Field(default=DEFAULT_SLOTS, ge=1, le=MAX_SLOTS)
 
@@ -161,7 +212,7 @@ class FetchSlotsResponse(WireModel):
 
 class BookAppointmentRequest(Request):
     slot_id: str | None = Field(default=None, max_length=64)
-    start: datetime | None = Field(
+    start: Instant | None = Field(
         default=None, description="ISO 8601; without an offset it is read in the business zone."
     )
     name: str | None = Field(default=None, max_length=200)
@@ -193,7 +244,7 @@ class RetrieveAppointmentsResponse(WireModel):
 
 class CancelAppointmentRequest(Request):
     appointment_id: str | None = Field(default=None, max_length=64)
-    start: datetime | None = None
+    start: Instant | None = None
     reason: str | None = Field(default=None, max_length=500)
 
     @model_validator(mode="after")
@@ -209,9 +260,9 @@ class CancelAppointmentResponse(WireModel):
 
 class ModifyAppointmentRequest(Request):
     appointment_id: str | None = Field(default=None, max_length=64)
-    start: datetime | None = Field(default=None, description="Start of the appointment to move.")
+    start: Instant | None = Field(default=None, description="Start of the appointment to move.")
     new_slot_id: str | None = Field(default=None, max_length=64)
-    new_start: datetime | None = None
+    new_start: Instant | None = None
 
     @model_validator(mode="after")
     def _targets(self) -> ModifyAppointmentRequest:
@@ -276,11 +327,11 @@ class Usage(WireModel):
 
     model_config = ConfigDict(extra="forbid")
     llm_model: str | None = Field(default=None, max_length=200)
-    llm_input_tokens: int = Field(default=0, ge=0)
-    llm_output_tokens: int = Field(default=0, ge=0)
-    stt_seconds: float = Field(default=0, ge=0)
-    tts_characters: int = Field(default=0, ge=0)
-    avatar_seconds: float = Field(default=0, ge=0)
+    llm_input_tokens: int = Field(default=0, ge=0, le=MAX_COUNT)
+    llm_output_tokens: int = Field(default=0, ge=0, le=MAX_COUNT)
+    stt_seconds: float = Field(default=0, ge=0, le=MAX_SECONDS)
+    tts_characters: int = Field(default=0, ge=0, le=MAX_COUNT)
+    avatar_seconds: float = Field(default=0, ge=0, le=MAX_SECONDS)
 
 
 class TranscriptLine(WireModel):
@@ -365,18 +416,16 @@ class ErrorBody(WireModel):
 # --- browser-facing endpoints ---------------------------------------------------------------------
 
 
-class CallerRequest(WireModel):
+class CallerRequest(Inbound):
     """A caller whose number a channel the business controls vouches for (service key only)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     phone: str = Field(min_length=1, max_length=100, examples=["+14155550123"])
     name: str | None = Field(default=None, max_length=200)
 
 
-class StartSessionRequest(WireModel):
+class StartSessionRequest(Inbound):
     """Empty from a browser; a signed-in back-end (service key) may name the caller."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     phone: str | None = Field(default=None, min_length=1, max_length=100)
     name: str | None = Field(default=None, max_length=200)
 
@@ -397,8 +446,7 @@ class CallerResponse(WireModel):
     returning: bool
 
 
-class LiveKitTokenRequest(WireModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class LiveKitTokenRequest(Inbound):
     session_id: str = Field(min_length=1, max_length=64)
     identity: str | None = Field(default=None, min_length=1, max_length=128)
     name: str | None = Field(default=None, max_length=200)

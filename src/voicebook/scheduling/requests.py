@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
-from voicebook.models import (
-    TOOL_REQUESTS,
-    Request,
-)
+from voicebook.models import TOOL_REQUESTS, UNSTORABLE, Request
 from voicebook.scheduling.errors import (
     DomainError,
     InvalidInput,
@@ -22,6 +20,11 @@ from voicebook.scheduling.errors import (
 from voicebook.scheduling.phone import mask_phone, mask_phones
 
 _TIME_FIELDS = frozenset({"start", "new_start", "date"})
+LOGGED_DEPTH = 4
+LOGGED_ITEMS = 20
+LOGGED_CHARS = 500
+"""How much of a refused call's raw arguments its failed tool_call event keeps: they can be
+anything a client sent, and the log is read by every page that follows the session."""
 
 
 def parse_request(
@@ -50,6 +53,8 @@ def validation_error(errors: Sequence[Any], skip: Sequence[str] = ()) -> DomainE
         return InvalidInput("The request body is not valid JSON.")
     loc = [str(part) for part in first.get("loc", ()) if str(part) not in skip]
     where = loc[0] if loc else ""
+    if where in _TIME_FIELDS and first.get("type") == "time_out_of_range":
+        return InvalidTime(f"I can't use that {where.replace('_', ' ')}: {first['msg']}.")
     if where in _TIME_FIELDS:
         return InvalidTime(
             f"I couldn't understand the {where.replace('_', ' ')}; please give a date and "
@@ -66,14 +71,23 @@ def request_hash(name: str, args: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _printable(value: Any) -> Any:
-    """`value` with NUL characters dropped: the raw arguments of a refused call reach the log."""
+def loggable(value: Any, depth: int = LOGGED_DEPTH) -> Any:
+    """`value` as the log may keep it: text without NULs or lone surrogates (which the stores
+    cannot keep or give back), numbers finite, and size bounded (`LOGGED_*`: deeper levels,
+    further items and longer texts are cut). The raw arguments of a refused call reach the log."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return UNSTORABLE.sub("\ufffd", value[:LOGGED_CHARS])
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+        return str(value)[:LOGGED_CHARS]
+    if isinstance(value, (dict, list)) and depth <= 0:
+        return "…"
     if isinstance(value, dict):
-        return {_printable(k): _printable(v) for k, v in value.items()}
+        items = list(value.items())[:LOGGED_ITEMS]
+        return {loggable(str(k)): loggable(v, depth - 1) for k, v in items}
     if isinstance(value, list):
-        return [_printable(v) for v in value]
+        return [loggable(v, depth - 1) for v in value[:LOGGED_ITEMS]]
     return value
 
 
@@ -81,7 +95,7 @@ def redact_args(arguments: dict[str, Any], region: str) -> dict[str, Any]:
     """Arguments as events show them: the session id and empty ones left out, and every phone
     number masked wherever it is (any key, nested objects, lists; see `mask_phones`). The
     `phone` argument itself is masked even when it is not a valid number (a misheard one)."""
-    args = {k: v for k, v in _printable(arguments).items() if k != "session_id" and v is not None}
+    args = {k: v for k, v in loggable(arguments).items() if k != "session_id" and v is not None}
     return {
         k: _masked_phone(v) if k == "phone" else mask_phones(v, region) for k, v in args.items()
     }

@@ -32,6 +32,7 @@ from voicebook.models import (
     User,
     VerifyCallerRequest,
     WireModel,
+    unstorable_text,
 )
 from voicebook.scheduling import availability as av
 from voicebook.scheduling.cost import Prices, merge_usage
@@ -49,7 +50,7 @@ from voicebook.scheduling.errors import (
 from voicebook.scheduling.identity import VerificationPolicy, Verifier, may_see_history, new_code
 from voicebook.scheduling.ids import new_session_id, new_user_id
 from voicebook.scheduling.phone import mask_phones, normalize_phone
-from voicebook.scheduling.requests import parse_request, redact_args, request_hash
+from voicebook.scheduling.requests import loggable, parse_request, redact_args, request_hash
 from voicebook.scheduling.tools import ToolHandlers, VerifyPlan, _Done
 from voicebook.store.base import (
     EventRecord,
@@ -339,17 +340,8 @@ class SchedulingService(ToolHandlers):
         try:
             request = parse_request(name, payload)
         except DomainError as error:
-            # A malformed call is still a failed tool call on its session's log.
             raw = payload if isinstance(payload, dict) else payload.model_dump(mode="json")
-            session_id = raw.get("session_id")
-            if name in TOOL_REQUESTS and isinstance(session_id, str) and "\x00" not in session_id:
-                digest = request_hash(name, raw)
-                previous = await self._record_failure(
-                    name, session_id, raw, idempotency_key, digest, error, started
-                )
-                if previous is not None:  # a retry: the first answer, or a key conflict
-                    return self._from_previous(name, previous, digest)
-            raise
+            return await self.refuse_malformed(name, raw, idempotency_key, error, started)
         args = request.model_dump(mode="json")
         digest = request_hash(name, args)
         try:
@@ -391,6 +383,31 @@ class SchedulingService(ToolHandlers):
             raise done.error
         assert done.response is not None
         return ToolOutcome(done.response, events)
+
+    async def refuse_malformed(
+        self,
+        name: str,
+        raw: Any,
+        idempotency_key: str | None,
+        error: DomainError,
+        started: float,
+    ) -> ToolOutcome:
+        """Refuse a tool call whose arguments did not validate (`raw` as sent) with `error`.
+
+        A malformed call is still a failed tool call on its session's log (its arguments kept
+        only as far as `loggable` allows); a retry of one already recorded gets its first answer.
+        """
+        args = loggable(raw) if isinstance(raw, dict) else {}
+        session_id = raw.get("session_id") if isinstance(raw, dict) else None
+        named = isinstance(session_id, str) and not unstorable_text(session_id)
+        if named and name in TOOL_REQUESTS:
+            digest = request_hash(name, args)
+            previous = await self._record_failure(
+                name, session_id, args, idempotency_key, digest, error, started
+            )
+            if previous is not None:  # a retry: the first answer, or a key conflict
+                return self._from_previous(name, previous, digest)
+        raise error
 
     async def _prepare_verify(
         self, request: VerifyCallerRequest, key: str | None

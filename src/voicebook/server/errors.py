@@ -1,8 +1,9 @@
 """Every error is JSON `{"error": {"code", "message", ...}}` with a fitting status (DESIGN §3).
 
-Domain errors carry their own code, sentence and status; request-shape errors become
-`invalid_input` / `invalid_time` with the same sentences the service uses; anything unexpected is
-logged and answered 500 `internal_error` without details.
+This module is the one place that envelope is built (`error_payload`); the middlewares that answer
+before the app (body size, nesting, CORS) use it too. Domain errors carry their own code, sentence
+and status; request-shape errors become `invalid_input` / `invalid_time` with the same sentences
+the service uses; anything unexpected is logged and answered 500 `internal_error` without details.
 """
 
 from __future__ import annotations
@@ -30,19 +31,26 @@ _HTTP_CODES = {
 }
 
 
+VALIDATION_LOCATIONS = ("body", "query", "path", "header")
+"""FastAPI's location prefixes, left out of the sentence ("The limit is not valid: ...")."""
+
+
+def error_payload(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The error envelope of the wire contract."""
+    return {"error": {"code": code, "message": message, **extra}}
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers
-    )
+    return JSONResponse(error_payload(code, message, **extra), status_code=status, headers=headers)
 
 
 def domain_error_response(error: DomainError) -> JSONResponse:
     headers = {"Idempotent-Replayed": "true"} if getattr(error, "replayed", False) else None
     if error.status == 503:
         headers = {**(headers or {}), "Retry-After": "1"}
-    return JSONResponse({"error": error.to_dict()}, status_code=error.status, headers=headers)
+    return JSONResponse(error_payload(**error.to_dict()), status_code=error.status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -52,9 +60,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        return domain_error_response(
-            validation_error(error.errors(), skip=("body", "query", "path", "header"))
-        )
+        return domain_error_response(validation_error(error.errors(), skip=VALIDATION_LOCATIONS))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
