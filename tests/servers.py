@@ -31,6 +31,14 @@ def clean_env(extra: Mapping[str, str] | None = None, **more: str) -> dict[str, 
     return {**base, **(extra or {}), **more}
 
 
+UNLIMITED_BROWSER = {
+    "VOICEBOOK_RATE_LIMIT_PER_ADDRESS": "100000/minute",
+    "VOICEBOOK_RATE_LIMIT_PER_SESSION": "100000/minute",
+}
+"""Every test talks to its server from 127.0.0.1: the browser budgets are lifted unless a test
+sets them (tests/test_browser_limits.py does)."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -98,7 +106,8 @@ def running_server(
     log_path = tmp_path / f"server-{port}.log"
     argv = [sys.executable, "-m", "voicebook", "serve", "--port", str(port), *args]
     url = f"http://127.0.0.1:{port}"
+    env = clean_env({**UNLIMITED_BROWSER, **env})
     with running_process(
-        argv, ready_url=f"{url}/healthz", env=clean_env(env), cwd=tmp_path, log_path=log_path
+        argv, ready_url=f"{url}/healthz", env=env, cwd=tmp_path, log_path=log_path
     ) as process:
         yield Server(process, port, log_path)

@@ -7,6 +7,7 @@ description is the documentation `.env.example` and the README repeat.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from functools import cached_property
 from pathlib import Path
@@ -74,6 +75,15 @@ class Settings(BaseSettings):
     )
     database_pool_size: int = Field(default=10, ge=1, le=200, description="Postgres pool size.")
     redis_url: str | None = Field(default=None, description="redis://… to fan events out.")
+    redis_channel_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Prefix of the Redis pub/sub channels that carry live events (and of the "
+        "shared rate-limit keys). Default: one "
+        "derived from the database, so deployments sharing a Redis never see each other's "
+        "events (pub/sub ignores db numbers); set it when workers reach one database by "
+        "different URLs.",
+    )
 
     # --- HTTP ----------------------------------------------------------------------------------
     api_key: SecretStr | None = Field(
@@ -81,6 +91,38 @@ class Settings(BaseSettings):
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated browser origins allowed by CORS."
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses or CIDR ranges of the load balancers or proxies "
+        "whose X-Forwarded-For / X-Forwarded-Proto are believed (default: none, so the client "
+        "address is the connection's and cannot be forged).",
+    )
+    header_timeout_s: float = Field(
+        default=10,
+        gt=0,
+        le=300,
+        description="Seconds a client has to send a request's headers (from connecting, or from "
+        "the request's first byte) before its connection is dropped.",
+    )
+    body_timeout_s: float = Field(
+        default=20,
+        gt=0,
+        le=600,
+        description="Seconds a client has to send a request's body after its headers before its "
+        "connection is dropped.",
+    )
+    keepalive_timeout_s: int = Field(
+        default=5,
+        ge=1,
+        le=300,
+        description="Seconds an idle keep-alive connection stays open between requests.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections and requests per worker beyond which new requests get 503 "
+        "(uvicorn's limit_concurrency).",
     )
 
     # --- scheduling rules ----------------------------------------------------------------------
@@ -162,8 +204,25 @@ class Settings(BaseSettings):
     session_rate_limit: int = Field(
         default=20, ge=1, description="Sessions one client address may start per minute."
     )
+    rate_limit_per_address: str = Field(
+        default="300/minute",
+        description="Browser requests (every route the page calls, WebSocket handshakes too) "
+        "one client address may make, in `limits` notation: e.g. 300/minute or "
+        "10/second;300/minute.",
+    )
+    rate_limit_per_session: str = Field(
+        default="120/minute",
+        description="Browser requests that may name one session, in the same notation.",
+    )
     max_body_bytes: int = Field(
         default=65_536, ge=1024, description="Largest request body accepted, in bytes."
+    )
+    websockets_per_session: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="WebSockets one session may have open on one worker; more are closed with "
+        "code 4429.",
     )
 
     llm_model: str | None = Field(
@@ -239,11 +298,39 @@ class Settings(BaseSettings):
                 f'not valid JSON ({exc.msg}); expected e.g. {{"openai/gpt-4o-mini": [0.15, 0.6]}}'
             ) from None
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        """Each entry as a network (`10.1.2.3/8` → `10.0.0.0/8`), the form uvicorn expects."""
+        networks = []
+        for entry in value:
+            try:
+                networks.append(entry if entry == "*" else str(ipaddress.ip_network(entry, False)))
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an address or CIDR range (expected e.g. "
+                    "'10.0.0.0/8,192.168.1.5', or '*' for any)"
+                ) from None
+        return networks
+
+    @field_validator("rate_limit_per_address", "rate_limit_per_session")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate (expected e.g. '300/minute' or '10/second;300/minute')"
+            ) from None
         return value
 
     @field_validator("timezone")

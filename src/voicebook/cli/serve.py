@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
+import tempfile
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
 
 from voicebook.cli.common import EXIT_USAGE, console, fail, load_settings
-
 
 CODE_DELIVERY = {
     "console": "codes written to this log (development only)",
@@ -45,6 +48,7 @@ def serve(
     from voicebook.scheduling.hours import format_hours
     from voicebook.server.observability import configure_logging
     from voicebook.server.senders import missing_verification_settings
+    from voicebook.server.websocket import MAX_INBOUND_BYTES
 
     settings = load_settings()
     if not _is_loopback(host) and settings.service_key() is None and not insecure:
@@ -92,16 +96,42 @@ def serve(
     console.print(f"  auth       {auth}", highlight=False)
     console.print(f"  callers    {CODE_DELIVERY[settings.verification]}", highlight=False)
     configure_logging(log_level)
-    uvicorn.run(
-        "voicebook.server.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        log_level=log_level,
-        log_config=None,
-        proxy_headers=True,
-        # Events are small JSON; compressing each frame per subscriber costs more than it saves.
-        ws_per_message_deflate=False,
-    )
+    with _metrics_dir(workers):
+        uvicorn.run(
+            "voicebook.server.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            log_level=log_level,
+            log_config=None,
+            # X-Forwarded-For is believed only from VOICEBOOK_TRUSTED_PROXIES: from anyone else it
+            # would let a client choose its address, and with it its rate-limit budget.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies,
+            http="voicebook.server.protocol:DeadlineProtocol",  # header and body deadlines
+            timeout_keep_alive=settings.keepalive_timeout_s,
+            limit_concurrency=settings.max_connections,
+            # Events are small JSON; compressing each frame per subscriber costs more than it saves.
+            ws_per_message_deflate=False,
+            ws_max_size=MAX_INBOUND_BYTES,  # the page sends nothing: never buffer 16 MiB of it
+        )
+
+
+@contextlib.contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """Several workers write their metrics to a fresh directory, so /metrics counts them all
+    (prometheus_client's multiprocess mode; removed when the server stops). One worker keeps
+    them in memory: it has imported prometheus_client already, too late to switch."""
+    from voicebook.server.observability import MULTIPROCESS_ENV
+
+    if workers == 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="voicebook-metrics-") as directory:
+        os.environ[MULTIPROCESS_ENV] = directory
+        try:
+            yield
+        finally:
+            os.environ.pop(MULTIPROCESS_ENV, None)

@@ -18,7 +18,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic.json_schema import models_json_schema
 
 from voicebook import __version__
 from voicebook.config import Settings, load_settings
@@ -28,7 +27,8 @@ from voicebook.scheduling.service import SchedulingService
 from voicebook.server import browser, callers, ops, tools, websocket
 from voicebook.server.context import ServerContext
 from voicebook.server.errors import install_error_handlers
-from voicebook.server.limits import BodySizeLimit, JsonCORSMiddleware, RateLimiter
+from voicebook.server.limits import BodySizeLimit, BrowserLimits, JsonCORSMiddleware
+from voicebook.server.nesting import NestingLimit
 from voicebook.server.observability import Metrics, RequestContext
 from voicebook.server.senders import create_verifier
 from voicebook.store import create_store
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_region=settings.default_region,
         resource=settings.resource,
         prices=settings.prices,
-        publish=bus.publish,
+        publish=metrics.counting(bus.publish),
         verifier=create_verifier(settings),
         policy=settings.verification_policy,
     )
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service=service,
         bus=bus,
         metrics=metrics,
-        session_starts=RateLimiter(settings.session_rate_limit),
+        limits=BrowserLimits(settings, metrics),
     )
 
     @asynccontextmanager
@@ -114,12 +114,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await store.open()
         await bus.start()
         task = asyncio.create_task(housekeeping(ctx), name="voicebook-housekeeping")
+        sampler = asyncio.create_task(
+            metrics.sample_forever(store.pool_stats), name="voicebook-metrics"
+        )
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for background in (task, sampler):
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
+            metrics.retire()
             await bus.close()
             await store.close()
 
@@ -139,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(ops.guarded)
     # Added innermost first: CORS is outermost, so even a 413 or a 500 is readable by the page.
+    app.add_middleware(NestingLimit)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=metrics)
     app.add_middleware(
@@ -154,18 +160,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated schema, plus the tool request models the routes reference by name."""
+    """The generated schema, with every error documented as the contract's ErrorBody."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
-    _, extra = models_json_schema(
-        [(model, "validation") for model in tools.EXTRA_SCHEMAS],
-        ref_template="#/components/schemas/{model}",
-    )
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-    schemas.update(extra.get("$defs", {}))
     # Every error answer is the ErrorBody shape (FastAPI would document its own 422), and every
     # body-taking operation can answer 413.
     error_body = {

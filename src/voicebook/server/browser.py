@@ -1,14 +1,18 @@
-"""Browser-facing endpoints (DESIGN §3): no secret; the unguessable session id is the capability."""
+"""Browser-facing endpoints (DESIGN §3): no secret; the unguessable session id is the capability.
+
+Every route spends from its client address's rate-limit budget, and from its session's when it
+names one (`server.limits`); lists are read a bounded page at a time, in SQL.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from voicebook.models import (
     CallerRequest,
@@ -24,33 +28,76 @@ from voicebook.models import (
     ToolCallEvent,
 )
 from voicebook.scheduling.errors import SessionEnded, SessionNotFound
-from voicebook.server.context import ServerContext, context
-from voicebook.server.errors import error_response
+from voicebook.server.context import ServerContext
+from voicebook.server.dependencies import (
+    SESSION_ID,
+    Ctx,
+    ServiceCredentials,
+    known_session,
+    require_service_key,
+)
+from voicebook.server.limits import address_key, session_key
 from voicebook.server.observability import session_id as session_var
-from voicebook.server.tools import ServiceCredentials, require_service_key
 from voicebook.store.base import EventRecord
 
-router = APIRouter(tags=["browser"])
-Ctx = Annotated[ServerContext, Depends(context)]
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+__all__ = ["MAX_EVENT_ID", "SESSION_ID", "envelope_json", "router"]
+
 MAX_EVENT_ID = 2**62
 """Larger `after` values cannot be event ids (and would overflow the databases' integers)."""
+PAGE_MAX = 500
+"""The most events (or tool calls) one read returns: what a request costs stays bounded."""
+
+
+async def limit_address(request: Request, ctx: Ctx) -> None:
+    """Every browser route first spends from its client address's budget (429 when spent)."""
+    refusal = await ctx.limits.hit(
+        "address", address_key(request.client.host if request.client else None)
+    )
+    if refusal is not None:
+        raise refusal.exception()
+
+
+async def limit_session(ctx: ServerContext, session_id: str) -> str:
+    """A well-formed session id spends from that session's budget (429 when spent)."""
+    refusal = await ctx.limits.hit("session", session_key(await known_session(session_id)))
+    if refusal is not None:
+        raise refusal.exception()
+    return session_id
+
+
+async def _limited_session(session_id: str, ctx: Ctx) -> str:
+    return await limit_session(ctx, session_id)
+
+
+SessionId = Annotated[str, Depends(_limited_session)]
+RATE_LIMITED = {
+    "model": ErrorBody,
+    "description": "Too many requests (`rate_limited`; see Retry-After).",
+}
+router = APIRouter(
+    tags=["browser"], dependencies=[Depends(limit_address)], responses={429: RATE_LIMITED}
+)
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Unknown session."},
     422: {"model": ErrorBody, "description": "Invalid input."},
     503: {"model": ErrorBody, "description": "The store is unavailable."},
 }
+After = Annotated[
+    int,
+    Query(
+        ge=0, le=MAX_EVENT_ID, description="Only what follows this event id (0: from the start)."
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description=f"At most this many (≤ {PAGE_MAX}).")]
 
 
-async def known_session(session_id: str) -> str:
-    """Refuse ids that cannot be ours before touching the database."""
-    if not SESSION_ID.match(session_id):
-        raise SessionNotFound()
-    session_var.set(session_id)
-    return session_id
+class ToolCallItem(ToolCallEvent):
+    """A ToolCallEvent as `GET /session/{id}/tools` lists it: with its place in the log."""
 
-
-SessionId = Annotated[str, Depends(known_session)]
+    event_id: int = Field(
+        description="The event's id in the session's log: the last one, as `after`, reads the "
+        "next page."
+    )
 
 
 def envelope_json(event: EventRecord) -> str:
@@ -82,7 +129,6 @@ def ws_url(request: Request, ctx: ServerContext, session_id: str) -> str:
 @router.post(
     "/session/start",
     response_model=StartSessionResponse,
-    responses={429: {"model": ErrorBody, "description": "Too many sessions from this address."}},
     summary="Start a session (empty body allowed)",
 )
 async def start_session(
@@ -95,15 +141,11 @@ async def start_session(
     with the service key and the user's phone (and name): the caller is then trusted."""
     if body is not None and body.phone is not None:
         await require_service_key(request, credentials)
-    client = request.client.host if request.client else "unknown"
-    wait = ctx.session_starts.check(client)
-    if wait is not None:
-        return error_response(
-            429,
-            "rate_limited",
-            "Too many new sessions from this address; please wait a moment.",
-            headers={"Retry-After": ctx.session_starts.retry_after(wait)},
-        )
+    refusal = await ctx.limits.hit(
+        "start", address_key(request.client.host if request.client else None)
+    )
+    if refusal is not None:
+        raise refusal.exception()
     caller = None
     if body is not None and body.phone is not None:
         caller = CallerRequest(phone=body.phone, name=body.name)
@@ -135,7 +177,8 @@ async def start_session(
         },
         429: {
             "model": ErrorBody,
-            "description": "The session has had all its tokens (`too_many_tokens`).",
+            "description": "The session has had all its tokens (`too_many_tokens`), or too many "
+            "requests (`rate_limited`).",
         },
         503: {
             "model": ErrorBody,
@@ -150,7 +193,7 @@ async def livekit_token(body: LiveKitTokenRequest, ctx: Ctx) -> Any:
     idle session does."""
     from voicebook.server.livekit import mint_token, require_livekit_settings, session_token_ttl
 
-    session, _ = await ctx.service.get_session(await known_session(body.session_id))
+    session, _ = await ctx.service.get_session(await limit_session(ctx, body.session_id))
     if session.state == "ended":
         raise SessionEnded()
     require_livekit_settings(ctx.settings)  # before counting: a misconfigured server burns none
@@ -188,13 +231,20 @@ async def get_session(session_id: SessionId, ctx: Ctx) -> Any:
 
 @router.get(
     "/session/{session_id}/tools",
-    response_model=list[ToolCallEvent],
+    response_model=list[ToolCallItem],
     responses=ERRORS,
-    summary="The session's tool calls, oldest first",
+    summary="The session's tool calls, oldest first, a page at a time",
 )
-async def session_tools(session_id: SessionId, ctx: Ctx) -> Any:
-    events = await ctx.service.session_events(session_id, 0, 100_000)
-    return JSONResponse([e.payload for e in events if e.type == "tool_call"])
+async def session_tools(
+    session_id: SessionId, ctx: Ctx, after: After = 0, limit: Limit = PAGE_MAX
+) -> Any:
+    """Only tool-call events are read (an index of them alone), so a long transcript costs
+    nothing here; the next page starts after the last item's `event_id`."""
+    async with ctx.store.transaction(write=False) as tx:
+        if await tx.get_session(session_id) is None:
+            raise SessionNotFound()
+        events = await tx.tool_calls_after(session_id, after, limit)
+    return JSONResponse([{**e.payload, "event_id": e.id} for e in events])
 
 
 @router.get(
@@ -206,8 +256,8 @@ async def session_tools(session_id: SessionId, ctx: Ctx) -> Any:
 async def session_events(
     session_id: SessionId,
     ctx: Ctx,
-    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    after: After = 0,
+    limit: Limit = PAGE_MAX,
 ) -> Any:
     events = await ctx.service.session_events(session_id, after, limit)
     return JSONResponse([event_envelope(e) for e in events])

@@ -1,20 +1,46 @@
-"""Abuse limits: request body size, and session starts per client address."""
+"""Abuse limits: request body size, CORS refusals as JSON, and the browser routes' rate limits.
+
+Every browser route spends from two budgets (DESIGN §3): its client address's and, when it names
+one, its session's; starting a session also spends from a budget of starts per address. The
+counts live in Redis when VOICEBOOK_REDIS_URL is set, so N workers (or hosts) share them, and in
+this process otherwise. They are kept by `limits` (a moving window: exactly N per window).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import json
+import logging
 import math
 import time
-from collections import deque
+from dataclasses import dataclass
 
+from limits import RateLimitItem, RateLimitItemPerMinute, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from voicebook.config import Settings
+from voicebook.events import channel_prefix
+from voicebook.server.errors import error_payload, error_response
+from voicebook.server.observability import Metrics
+
+log = logging.getLogger(__name__)
+REDIS_TIMEOUT_S = 0.5
+"""A Redis that does not answer within this is treated as down: limits must never hang a reply."""
+REDIS_RETRY_S = 5.0
+"""After a Redis failure, this process counts on its own for this long before trying again."""
 
 
 def _error_body(code: str, message: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message}}).encode()
+    return json.dumps(error_payload(code, message)).encode()
 
 
 class BodySizeLimit:
@@ -94,43 +120,137 @@ class JsonCORSMiddleware(CORSMiddleware):
         headers = {
             k: v for k, v in response.headers.items() if k not in ("content-type", "content-length")
         }
-        return JSONResponse(
-            {
-                "error": {
-                    "code": "cors_refused",
-                    "message": "This origin, method or header is not allowed to call the API.",
-                }
-            },
-            status_code=response.status_code,
+        return error_response(
+            response.status_code,
+            "cors_refused",
+            "This origin, method or header is not allowed to call the API.",
             headers=headers,
         )
 
 
-class RateLimiter:
-    """At most `limit` events per `window` seconds per key (a sliding window, in memory).
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused: which budget ran out, and when to come back."""
 
-    Per process: with N workers a client gets up to N × limit, which still bounds abuse.
+    retry_after: int
+    message: str
+
+    def exception(self) -> HTTPException:
+        """429 `rate_limited` with Retry-After, through the app's one error envelope."""
+        return HTTPException(429, self.message, headers={"Retry-After": str(self.retry_after)})
+
+    def response(self) -> JSONResponse:
+        """The same answer as a response (a WebSocket handshake is refused with it)."""
+        return error_response(
+            429, "rate_limited", self.message, headers={"Retry-After": str(self.retry_after)}
+        )
+
+    async def deny(self, websocket: WebSocket) -> None:
+        """Refuse a WebSocket handshake: the same 429 where the server can answer a handshake
+        with a response (uvicorn can), else a close with 1013 (try again later)."""
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(self.response())
+        else:
+            await websocket.close(code=1013, reason=self.message[:120])
+
+
+_MESSAGES = {
+    "address": "Too many requests from this address; please wait a moment.",
+    "session": "Too many requests for this session; please wait a moment.",
+    "start": "Too many new sessions from this address; please wait a moment.",
+}
+
+
+def address_key(host: str | None) -> str:
+    """The budget an address spends from: IPv6 clients by their /64 (one subscriber's block, so
+    rotating addresses inside it gains nothing), anything else as it is."""
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def session_key(session_id: str) -> str:
+    """A session's budget is keyed by a hash: the id is a credential, Redis keys are not secret."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:32]
+
+
+def redis_storage_url(redis_url: str) -> str:
+    """`limits` names its asyncio Redis storage `async+redis://` (`async+rediss://` for TLS)."""
+    return "async+" + redis_url
+
+
+class BrowserLimits:
+    """The browser routes' budgets (VOICEBOOK_RATE_LIMIT_PER_ADDRESS, …_PER_SESSION and
+    VOICEBOOK_SESSION_RATE_LIMIT), shared through Redis when it is configured.
+
+    When Redis fails, requests are counted in this process for a few seconds (per-worker limits
+    still bound abuse) rather than refused or delayed: a rate limit must not become an outage.
     """
 
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._hits: dict[str, deque[float]] = {}
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.items: dict[str, list[RateLimitItem]] = {
+            "address": parse_many(settings.rate_limit_per_address),
+            "session": parse_many(settings.rate_limit_per_session),
+            "start": [RateLimitItemPerMinute(settings.session_rate_limit)],
+        }
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared: MovingWindowRateLimiter | None = None
+        if settings.redis_url:
+            storage: Storage = RedisStorage(
+                redis_storage_url(settings.redis_url),
+                implementation="redispy",
+                key_prefix=f"{channel_prefix(settings)}limits",  # one deployment's keys
+                wrap_exceptions=True,
+                socket_timeout=REDIS_TIMEOUT_S,
+                socket_connect_timeout=REDIS_TIMEOUT_S,
+            )
+            self._shared = MovingWindowRateLimiter(storage)
+        self._shared_down_until = 0.0
 
-    def check(self, key: str) -> float | None:
-        """Record a hit; None when allowed, else the seconds until one is allowed again."""
-        now = time.monotonic()
-        hits = self._hits.setdefault(key, deque())
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return max(0.0, hits[0] + self.window - now)
-        hits.append(now)
-        if len(self._hits) > 10_000:  # forget idle clients
-            for idle in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
-                del self._hits[idle]
-        return None
+    async def hit(self, scope: str, key: str) -> Refusal | None:
+        """Spend one request from `scope`'s budget for `key`; a Refusal when it is spent."""
+        ids = (scope, key)
+        limiter = self._limiter()
+        try:
+            refused = await self._refused(limiter, self.items[scope], ids)
+        except StorageError as error:
+            self._shared_down_until = time.monotonic() + REDIS_RETRY_S
+            self.metrics.rate_limit_storage_errors.inc()
+            log.warning("rate limits counted per process for %.0f s: %s", REDIS_RETRY_S, error)
+            refused = await self._refused(self._local, self.items[scope], ids)
+        if refused is None:
+            return None
+        self.metrics.rate_limited.labels(scope).inc()
+        return Refusal(refused, _MESSAGES[scope])
+
+    async def hit_websocket(self, websocket: WebSocket, session_id: str) -> Refusal | None:
+        """A WebSocket handshake spends from its address's and its session's budgets."""
+        address = address_key(websocket.client.host if websocket.client else None)
+        return await self.hit("address", address) or await self.hit(
+            "session", session_key(session_id)
+        )
+
+    def _limiter(self) -> MovingWindowRateLimiter:
+        if self._shared is not None and time.monotonic() >= self._shared_down_until:
+            return self._shared
+        return self._local
 
     @staticmethod
-    def retry_after(seconds: float) -> str:
-        return str(max(1, math.ceil(seconds)))
+    async def _refused(
+        limiter: MovingWindowRateLimiter, items: list[RateLimitItem], ids: tuple[str, str]
+    ) -> int | None:
+        """Seconds until the first exhausted item allows a request again, or None (all hit)."""
+        for item in items:
+            if not await limiter.hit(item, *ids):
+                stats = await limiter.get_window_stats(item, *ids)
+                return max(1, math.ceil(stats.reset_time - time.time()))
+        return None

@@ -8,19 +8,31 @@ phone numbers are masked in every message and error by what they are (`mask_phon
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
+import os
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+    multiprocess,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voicebook.scheduling.phone import mask_phones
 
+log = logging.getLogger(__name__)
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("session_id", default=None)
 
@@ -88,8 +100,29 @@ def configure_logging(level: str = "info", region: str = "US") -> None:
         logging.getLogger(name).propagate = True
 
 
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Set (by `voicebook serve`) to a fresh directory where every worker writes its samples, so that
+/metrics, whichever worker answers it, reports all of them (prometheus_client multiprocess mode)."""
+SAMPLE_INTERVAL_S = 5.0
+_PROCESS_SERIES = {
+    "process_resident_memory_bytes": "Resident memory of a worker, in bytes.",
+    "process_cpu_seconds": "CPU time a worker has used, in seconds.",
+    "process_open_fds": "Open file descriptors of a worker.",
+    "process_start_time_seconds": "When a worker started, in seconds since the epoch.",
+}
+_POOL_SERIES = {
+    "pool_size": "Postgres connections the pools hold (open or being opened).",
+    "pool_available": "Postgres connections idle in the pools.",
+    "requests_waiting": "Requests waiting for a Postgres connection.",
+}
+
+
 class Metrics:
-    """The server's Prometheus metrics, in a registry of its own (one per app)."""
+    """The server's Prometheus metrics, in a registry of its own (one per app).
+
+    Gauges name how workers combine (`multiprocess_mode`): summed over live workers, or one
+    series per worker (`pid` label) for the process's own figures.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -106,7 +139,10 @@ class Metrics:
             registry=self.registry,
         )
         self.websockets = Gauge(
-            "voicebook_websockets_open", "Open session event WebSockets.", registry=self.registry
+            "voicebook_websockets_open",
+            "Open session event WebSockets.",
+            multiprocess_mode="livesum",
+            registry=self.registry,
         )
         self.bus_lag = Histogram(
             "voicebook_bus_publish_lag_seconds",
@@ -114,6 +150,84 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        self.bus_published = Counter(
+            "voicebook_bus_events_published_total",
+            "Events handed to the event bus after their commit.",
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "voicebook_rate_limited_total",
+            "Browser requests refused 429 rate_limited, by the budget that ran out "
+            "(address, session, start).",
+            ["budget"],
+            registry=self.registry,
+        )
+        self.rate_limit_storage_errors = Counter(
+            "voicebook_rate_limit_storage_errors_total",
+            "Times the shared rate-limit store (Redis) failed and a worker counted on its own.",
+            registry=self.registry,
+        )
+        self.workers = Gauge(
+            "voicebook_workers",
+            "Server worker processes alive.",
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self.process = {
+            name: Gauge(
+                f"voicebook_{name}", doc, multiprocess_mode="liveall", registry=self.registry
+            )
+            for name, doc in _PROCESS_SERIES.items()
+        }
+        self.pool = {
+            name: Gauge(
+                f"voicebook_db_{name}", doc, multiprocess_mode="livesum", registry=self.registry
+            )
+            for name, doc in _POOL_SERIES.items()
+        }
+
+    def counting(self, publish: Callable[[Sequence[Any]], Awaitable[None]]) -> Callable[..., Any]:
+        """`publish`, counting the events it hands on."""
+
+        async def counted(events: Sequence[Any]) -> None:
+            await publish(events)
+            self.bus_published.inc(len(events))
+
+        return counted
+
+    def sample(self, pool_stats: Mapping[str, int] | None) -> None:
+        """Set the figures that are read rather than counted: this process's and its pool's."""
+        for family in ProcessCollector(registry=None).collect():
+            gauge = self.process.get(family.name)
+            if gauge is not None and family.samples:
+                gauge.set(family.samples[0].value)
+        for name, gauge in self.pool.items():
+            gauge.set((pool_stats or {}).get(name, 0))
+
+    async def sample_forever(self, pool_stats: Callable[[], Mapping[str, int] | None]) -> None:
+        """Every worker samples itself every few seconds: in multiprocess mode the worker that
+        answers /metrics cannot read the others' memory or pools."""
+        self.workers.set(1)
+        while True:
+            try:
+                self.sample(pool_stats())
+            except Exception:  # a metric must never take the worker down
+                log.exception("sampling metrics failed")
+            await asyncio.sleep(SAMPLE_INTERVAL_S)
+
+    def render(self) -> bytes:
+        """The exposition text: every worker's samples in multiprocess mode, else this app's."""
+        if not os.environ.get(MULTIPROCESS_ENV):
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+    @staticmethod
+    def retire() -> None:
+        """At a worker's exit: its live-only gauges stop counting (multiprocess mode)."""
+        if os.environ.get(MULTIPROCESS_ENV):
+            multiprocess.mark_process_dead(os.getpid())
 
 
 class RequestContext:

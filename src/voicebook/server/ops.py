@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from voicebook.models import ErrorBody, Health
 from voicebook.scheduling.errors import StoreUnavailable
-from voicebook.server.context import ServerContext, context
-from voicebook.server.tools import require_service_key
+from voicebook.server.dependencies import Ctx, require_service_key
 
 router = APIRouter(tags=["operations"])
 guarded = APIRouter(tags=["operations"], dependencies=[Depends(require_service_key)])
 """Readiness and metrics need the service key when one is set (DESIGN §3); /healthz stays open
 for load balancers and says nothing but "up"."""
-Ctx = Annotated[ServerContext, Depends(context)]
 READY_TIMEOUT_S = 3.0
 
 
@@ -30,17 +28,18 @@ async def healthz() -> Any:
 @guarded.get(
     "/readyz",
     response_model=Health,
-    responses={503: {"model": ErrorBody, "description": "The store is unreachable."}},
-    summary="The store is reachable",
+    responses={503: {"model": ErrorBody, "description": "The store or the bus is unreachable."}},
+    summary="The store and the event bus are reachable",
 )
 async def readyz(ctx: Ctx) -> Any:
     try:
         await asyncio.wait_for(ctx.store.ping(), READY_TIMEOUT_S)
     except (TimeoutError, asyncio.TimeoutError):
         raise StoreUnavailable() from None
+    await ctx.bus.ping()  # BusUnavailable (503) when Redis is away
     return Health(status="ready")
 
 
 @guarded.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(ctx: Ctx) -> Response:
-    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)

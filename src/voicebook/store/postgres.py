@@ -155,6 +155,11 @@ class PostgresStore:
             await self._pool.close()
             self._pool = None
 
+    def pool_stats(self) -> dict[str, int]:
+        """The pool's figures for /metrics (psycopg_pool's get_stats: pool_size,
+        pool_available, requests_waiting, …); empty while closed."""
+        return self._pool.get_stats() if self._pool is not None else {}
+
     async def __aenter__(self) -> PostgresStore:
         await self.open()
         return self

@@ -305,6 +305,19 @@ class SqlTransaction:
         )
         return [_row(EventRecord, self._dialect, row) for row in rows]
 
+    async def tool_calls_after(
+        self, session_id: str, after: int = 0, limit: int = 500
+    ) -> list[EventRecord]:
+        # `type = 'tool_call'` is a literal so both planners match the partial index (0005).
+        rows = await self._fetch(
+            "SELECT * FROM session_events WHERE session_id = :session_id AND type = 'tool_call'"
+            " AND id > :after ORDER BY id LIMIT :limit",
+            session_id=session_id,
+            after=after,
+            limit=limit,
+        )
+        return [_row(EventRecord, self._dialect, row) for row in rows]
+
     # --- users ----------------------------------------------------------------------------------
 
     async def get_user(self, user_id: str) -> UserRecord | None:

@@ -211,6 +211,12 @@ class SqliteStore:
         async with self._connection(write=False) as conn:
             await conn.execute("SELECT 1")
 
+    def pool_stats(self) -> dict[str, int]:
+        """The connection queue's figures, named as psycopg_pool names them; empty while closed."""
+        if self._pool is None:
+            return {}
+        return {"pool_size": len(self._all), "pool_available": self._pool.qsize()}
+
     # --- migrations -----------------------------------------------------------------------------
 
     async def _applied(self, conn: aiosqlite.Connection) -> list[tuple[int, str, datetime]]:
