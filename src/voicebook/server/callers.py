@@ -7,17 +7,15 @@ cannot replace them (`identify_user` with another number is `caller_fixed`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends
 
 from voicebook.models import CallerRequest, CallerResponse, ErrorBody
-from voicebook.server.browser import SessionId
-from voicebook.server.context import ServerContext, context
-from voicebook.server.tools import ERRORS, require_service_key
+from voicebook.server.dependencies import Ctx, SessionId, require_service_key
+from voicebook.server.tools import ERRORS
 
 router = APIRouter(tags=["service"], dependencies=[Depends(require_service_key)])
-Ctx = Annotated[ServerContext, Depends(context)]
 
 
 @router.post(

@@ -1,18 +1,20 @@
 """Service-facing endpoints: the seven tools and the agent's reports (DESIGN §3–§4).
 
-The body is read as JSON and handed to the service unvalidated, so that a malformed call is still
-recorded as a failed tool call on the session's log; the OpenAPI schema still documents it.
+FastAPI parses and validates each request model (so OpenAPI documents the bodies as they are);
+a tool call that does not validate is still recorded as a failed tool call on its session's log
+(`ToolRoute`), because the page and the transcript of a call must show what the agent tried.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
+import time
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.routing import APIRoute
 
 from voicebook.models import (
     TOOL_NAMES,
@@ -21,17 +23,20 @@ from voicebook.models import (
     AgentReport,
     AgentReportResponse,
     ErrorBody,
+    WireModel,
 )
-from voicebook.scheduling.errors import DomainError, InvalidInput
-from voicebook.server.context import ServerContext, context
-from voicebook.server.errors import domain_error_response
+from voicebook.models import Request as ToolRequest
+from voicebook.scheduling.errors import DomainError
+from voicebook.scheduling.requests import validation_error
+from voicebook.server.dependencies import Ctx, require_service_key
+from voicebook.server.errors import VALIDATION_LOCATIONS, domain_error_response
 from voicebook.server.observability import session_id as session_var
 
-Ctx = Annotated[ServerContext, Depends(context)]
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 IdempotencyKey = Annotated[
     str | None,
     Header(
-        alias="Idempotency-Key",
+        alias=IDEMPOTENCY_HEADER,
         max_length=200,
         description="The tool-call id: a retry with the same key returns the first answer.",
     ),
@@ -54,56 +59,59 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class Unauthorized(DomainError):
-    code = "unauthorized"
-    status = 401
-    default_message = (
-        "A valid service key is required: send Authorization: Bearer <VOICEBOOK_API_KEY>."
-    )
+router = APIRouter(
+    tags=["service"],
+    dependencies=[Depends(require_service_key)],
+    strict_content_type=False,  # a body without a content type is read as JSON, as it always was
+)
 
 
-_bearer = HTTPBearer(auto_error=False, description="VOICEBOOK_API_KEY, when one is configured.")
-
-
-ServiceCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-
-async def require_service_key(request: Request, credentials: ServiceCredentials) -> None:
-    """Bearer auth with the service key, compared in constant time, whenever a key is set."""
-    expected = request.app.state.ctx.settings.service_key()
-    if expected is None:
-        return
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthorized()
-
-
-router = APIRouter(tags=["service"], dependencies=[Depends(require_service_key)])
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidInput("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("The request body must be a JSON object.")
-    if isinstance(body.get("session_id"), str):
-        session_var.set(body["session_id"])
-    return body
-
-
-def _json(model: Any, replayed: bool) -> Response:
+def _json(model: WireModel, replayed: bool = False) -> Response:
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return Response(model.model_dump_json(), media_type="application/json", headers=headers)
+
+
+class ToolRoute(APIRoute):
+    """A tool's route: a request that fails validation is recorded on its session's log as a
+    failed call of this tool (and a retry of it gets the first answer), then refused."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        tool = self.name
+
+        async def recording_refusals(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                return await handler(request)
+            except RequestValidationError as invalid:
+                errors = invalid.errors()
+                refusal = validation_error(errors, skip=VALIDATION_LOCATIONS)
+                bad_key = any(error.get("loc", ())[:1] == ("header",) for error in errors)
+                key = None if bad_key else request.headers.get(IDEMPOTENCY_HEADER)
+                ctx = request.app.state.ctx
+                if isinstance(invalid.body, dict) and isinstance(
+                    invalid.body.get("session_id"), str
+                ):
+                    session_var.set(invalid.body["session_id"])
+                try:
+                    outcome = await ctx.service.refuse_malformed(
+                        tool, invalid.body, key, refusal, started
+                    )
+                except DomainError as error:
+                    ctx.metrics.tool_calls.labels(tool, error.code).inc()
+                    raise
+                return _json(outcome.response, outcome.replayed)
+
+        return recording_refusals
 
 
 def _tool_route(name: str) -> None:
     request_model, response_model = TOOL_REQUESTS[name], TOOL_RESPONSES[name]
 
-    async def run(request: Request, ctx: Ctx, key: IdempotencyKey = None) -> Response:
+    async def run(body: ToolRequest, ctx: Ctx, key: IdempotencyKey = None) -> Response:
+        session_var.set(body.session_id)
         try:
-            outcome = await ctx.service.run_tool(name, await json_body(request), key)
+            outcome = await ctx.service.run_tool(name, body, key)
         except DomainError as error:
             ctx.metrics.tool_calls.labels(name, error.code).inc()
             return domain_error_response(error)
@@ -111,22 +119,15 @@ def _tool_route(name: str) -> None:
         return _json(outcome.response, outcome.replayed)
 
     run.__name__ = name
+    run.__annotations__["body"] = request_model  # the annotations are strings (PEP 563)
     router.add_api_route(
         f"/tools/{name}",
         run,
         methods=["POST"],
+        name=name,
         summary=name.replace("_", " ").capitalize(),
         responses={200: {"model": response_model}, **ERRORS},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{request_model.__name__}"}
-                    }
-                },
-            }
-        },
+        route_class_override=ToolRoute,
     )
 
 
@@ -138,19 +139,7 @@ for _name in TOOL_NAMES:
     "/agent/report",
     summary="Transcript lines, usage and recap from the agent; `hangup` ends the session",
     responses={200: {"model": AgentReportResponse}, **ERRORS},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/AgentReport"}}
-            },
-        }
-    },
 )
-async def agent_report(request: Request, ctx: Ctx, key: IdempotencyKey = None) -> Response:
-    answer = await ctx.service.report(await json_body(request), key)
-    return _json(answer, False)
-
-
-EXTRA_SCHEMAS = [*TOOL_REQUESTS.values(), AgentReport]
-"""Request models documented by reference (the routes read raw JSON, see the module doc)."""
+async def agent_report(body: AgentReport, ctx: Ctx, key: IdempotencyKey = None) -> Response:
+    session_var.set(body.session_id)
+    return _json(await ctx.service.report(body, key))
