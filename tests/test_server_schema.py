@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -29,8 +27,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import ADMIN_URL, database_url
-from servers import Server, running_server
+from backend_servers import BACKENDS, server_on
+from servers import Server
 from voicebook.config import Settings
 from voicebook.server.app import create_app
 
@@ -64,9 +62,7 @@ def app_schema() -> dict[str, Any]:
 schema = schemathesis.openapi.from_dict(app_schema())
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -75,24 +71,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 def server(
     backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """One server per backend (Postgres: a copy of the migrated template database)."""
-    directory = tmp_path_factory.mktemp(f"schema-{backend}")
-    if backend == "sqlite":
-        url = f"sqlite:///{directory / 'voicebook.db'}"
-        with running_server({**ENV, "VOICEBOOK_DATABASE_URL": url}, directory) as running:
-            yield running
-        return
-    template = request.getfixturevalue("pg_template")
-    name = f"vb_schema_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        env = {**ENV, "VOICEBOOK_DATABASE_URL": database_url(name)}
-        with running_server(env, directory) as running:
-            yield running
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with server_on(backend, ENV, request, tmp_path_factory) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
