@@ -17,8 +17,11 @@ import websockets
 from pydantic import TypeAdapter
 from websockets.exceptions import InvalidStatus
 
-from servers import Server, running_server
+from servers import Server, free_port, running_server
+from voicebook.config import Settings
 from voicebook.models import ToolCallEvent
+from voicebook.server.limits import BrowserLimits
+from voicebook.server.observability import Metrics
 from voicebook.store.postgres import PostgresStore
 from voicebook.store.sqlite import SqliteStore
 
@@ -93,7 +96,9 @@ async def test_tools_lists_only_tool_calls_paged(
             assert first.status_code == 200
             listed = first.json()
             assert [c["id"] for c in listed] == [f"call_{n}" for n in range(PAGE_MAX)]
-            assert _tool_calls.validate_python(listed)[0] == ToolCallEvent(**tool_call(0))
+            oldest = _tool_calls.validate_python(listed)[0]
+            assert oldest.model_copy(update={"event_id": None}) == ToolCallEvent(**tool_call(0))
+            assert oldest.event_id == 2  # after its transcript line
             # The rest, a page at a time from the last event id: each call once, in order.
             seen, after = [], 0
             while True:
@@ -235,3 +240,21 @@ async def test_a_trusted_proxy_gives_each_client_its_budget(tmp_path: Path) -> N
             assert (await http.post("/session/start", headers=forwarded(1))).status_code == 200
             assert (await http.post("/session/start", headers=forwarded(1))).status_code == 200
             refused(await http.post("/session/start", headers=forwarded(1)))
+
+
+async def test_a_dead_redis_leaves_each_process_counting_on_its_own(tmp_path: Path) -> None:
+    """Redis refusing connections: requests are neither refused nor held up by it; this process
+    counts them itself, and the failure is counted."""
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{tmp_path / 'voicebook.db'}",
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        rate_limit_per_session="3/minute",
+    )
+    metrics = Metrics()
+    limits = BrowserLimits(settings, metrics)
+    answers = [await limits.hit("session", "some-session") for _ in range(4)]
+    assert answers[:3] == [None, None, None]
+    assert answers[3] is not None and answers[3].retry_after >= 1
+    errors = metrics.registry.get_sample_value("voicebook_rate_limit_storage_errors_total")
+    assert errors is not None and errors >= 1

@@ -133,10 +133,17 @@ def livekit_token(
     )
 
 
-def session_tools(session_id: str) -> Call[list[ToolCallEvent]]:
-    """The session's tool calls, oldest first (`GET /session/{id}/tools`)."""
+def session_tools(
+    session_id: str, *, after: int | None = None, limit: int | None = None
+) -> Call[list[ToolCallEvent]]:
+    """The session's tool calls, oldest first (`GET /session/{id}/tools`), a page at a time:
+    the next page is `after=` the last call's `event_id`."""
     return Call(
-        "GET", session_path(session_id, "tools"), _tool_calls.validate_python, idempotent=True
+        "GET",
+        session_path(session_id, "tools"),
+        _tool_calls.validate_python,
+        params=_body(after=after, limit=limit),
+        idempotent=True,
     )
 
 

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
 
 from voicebook.models import (
     CallerRequest,
@@ -89,15 +88,6 @@ After = Annotated[
     ),
 ]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description=f"At most this many (≤ {PAGE_MAX}).")]
-
-
-class ToolCallItem(ToolCallEvent):
-    """A ToolCallEvent as `GET /session/{id}/tools` lists it: with its place in the log."""
-
-    event_id: int = Field(
-        description="The event's id in the session's log: the last one, as `after`, reads the "
-        "next page."
-    )
 
 
 def envelope_json(event: EventRecord) -> str:
@@ -231,7 +221,7 @@ async def get_session(session_id: SessionId, ctx: Ctx) -> Any:
 
 @router.get(
     "/session/{session_id}/tools",
-    response_model=list[ToolCallItem],
+    response_model=list[ToolCallEvent],
     responses=ERRORS,
     summary="The session's tool calls, oldest first, a page at a time",
 )
