@@ -1,7 +1,9 @@
 """A separate OS process that races bookings of one slot (used by test_concurrency).
 
-Usage: python booking_worker.py DATABASE_URL START_AT_EPOCH COUNT PHONE_PREFIX START_ISO
-Prints one JSON line: {"ok": [appointment ids], "codes": {code: count}}.
+Usage: python booking_worker.py DATABASE_URL COUNT PHONE_PREFIX START_ISO
+Sets up COUNT identified sessions, prints `ready`, waits for a line on stdin (the start signal,
+so every worker races at once however long its setup took), books, and prints one JSON line:
+{"ok": [appointment ids], "codes": {code: count}, "module": the voicebook package it ran}.
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from collections import Counter
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+import voicebook
 from voicebook.config import Settings
 from voicebook.scheduling.availability import AvailabilityRules
 from voicebook.scheduling.errors import DomainError
@@ -31,7 +33,7 @@ RULES = AvailabilityRules(
 NOW = datetime(2027, 3, 1, 13, 15, tzinfo=timezone.utc)
 
 
-async def main(url: str, start_at: float, count: int, prefix: str, start: str) -> None:
+async def main(url: str, count: int, prefix: str, start: str) -> None:
     store = create_store(Settings(database_url=url))
     await store.open()
     service = SchedulingService(store, RULES, clock=lambda: NOW)
@@ -41,7 +43,8 @@ async def main(url: str, start_at: float, count: int, prefix: str, start: str) -
         phone = f"{prefix}{i:02d}"
         await service.run_tool("identify_user", {"session_id": session.id, "phone": phone})
         sessions.append(session.id)
-    await asyncio.sleep(max(0.0, start_at - time.time()))
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
 
     async def book(session_id: str) -> str:
         try:
@@ -56,9 +59,9 @@ async def main(url: str, start_at: float, count: int, prefix: str, start: str) -
     await store.close()
     codes = Counter(r[5:] for r in results if r.startswith("code:"))
     ok = [r for r in results if not r.startswith("code:")]
-    print(json.dumps({"ok": ok, "codes": codes}))
+    print(json.dumps({"ok": ok, "codes": codes, "module": voicebook.__file__}), flush=True)
 
 
 if __name__ == "__main__":
-    url, start_at, count, prefix, start = sys.argv[1:6]
-    asyncio.run(main(url, float(start_at), int(count), prefix, start))
+    url, count, prefix, start = sys.argv[1:5]
+    asyncio.run(main(url, int(count), prefix, start))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -19,6 +20,9 @@ from voicebook.store.postgres import PostgresStore
 
 SLOT = "2027-03-02T11:00:00-05:00"
 WORKER = Path(__file__).with_name("booking_worker.py")
+SRC = Path(__file__).resolve().parent.parent / "src"
+"""This checkout's code: what the workers must run."""
+WORKER_TIMEOUT_S = 120.0
 
 
 async def _race(service: SchedulingService, sessions: list[str]) -> tuple[list[Any], list[Any]]:
@@ -86,25 +90,53 @@ async def test_duplicate_deliveries_of_one_call_book_once(
         await store.close()
 
 
+def _wait_for_line(process: subprocess.Popen[str], deadline: float) -> str:
+    """The worker's next stdout line, or a failure (with its stderr) past `deadline`."""
+    remaining = deadline - time.monotonic()
+    ready, _, _ = select.select([process.stdout], [], [], max(0.0, remaining))
+    assert ready, f"worker silent for {WORKER_TIMEOUT_S} s"
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line, f"worker exited: {process.stderr.read() if process.stderr else ''}"
+    return line.strip()
+
+
 def test_several_processes_on_one_sqlite_file(tmp_path: Path) -> None:
+    """Four processes race for one slot on one SQLite file. The workers import this checkout's
+    `src` (not whatever voicebook is installed), start booking together once all are set up,
+    and are killed if anything goes wrong."""
     url = f"sqlite:///{tmp_path / 'race.db'}"
-    start_at = time.time() + 4.0
-    env = {**os.environ, "PYTHONPATH": str(WORKER.parent)}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), url, str(start_at), "8", f"+1 415 555 0{p}", SLOT],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for p in range(1, 5)
-    ]
-    reports = []
-    for process in processes:
-        out, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err
-        reports.append(json.loads(out.strip().splitlines()[-1]))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(WORKER.parent)])}
+    deadline = time.monotonic() + WORKER_TIMEOUT_S
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        for p in range(1, 5):
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, str(WORKER), url, "8", f"+1 415 555 0{p}", SLOT],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                    cwd=tmp_path,
+                )
+            )
+        for process in processes:
+            assert _wait_for_line(process, deadline) == "ready"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        reports = [json.loads(_wait_for_line(process, deadline)) for process in processes]
+        for process in processes:
+            assert process.wait(timeout=max(1.0, deadline - time.monotonic())) == 0
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+    assert {Path(r["module"]).resolve().parent.parent for r in reports} == {SRC.resolve()}
     wins = [appointment for r in reports for appointment in r["ok"]]
     codes: dict[str, int] = {}
     for report in reports:
