@@ -96,22 +96,17 @@ async def test_tools_lists_only_tool_calls_paged(
             assert first.status_code == 200
             listed = first.json()
             assert [c["id"] for c in listed] == [f"call_{n}" for n in range(PAGE_MAX)]
-            oldest = _tool_calls.validate_python(listed)[0]
-            assert oldest.model_copy(update={"event_id": None}) == ToolCallEvent(**tool_call(0))
-            assert oldest.event_id == 2  # after its transcript line
-            # The rest, a page at a time from the last event id: each call once, in order.
-            seen, after = [], 0
-            while True:
-                answer = await http.get(
-                    f"/session/{session_id}/tools", params={"after": after, "limit": 128}
-                )
-                page = answer.json()
-                assert answer.status_code == 200 and len(page) <= 128
-                if not page:
-                    break
-                seen += [c["id"] for c in page]
-                after = page[-1]["event_id"]
+            assert _tool_calls.validate_python(listed)[0] == ToolCallEvent(**tool_call(0))
+            # The rest, a page at a time, following each full page's link: each call once, in order.
+            seen, url = [], f"/session/{session_id}/tools?limit=128"
+            while url:
+                answer = await http.get(url)
+                assert answer.status_code == 200 and len(answer.json()) <= 128
+                seen += [c["id"] for c in answer.json()]
+                url = answer.links.get("next", {}).get("url")
             assert seen == [f"call_{n}" for n in range(CALLS)]
+            after = await http.get(f"/session/{session_id}/tools", params={"after": 3 * 599})
+            assert [c["id"] for c in after.json()] == [f"call_{CALLS - 1}"]
             for params in ({"limit": PAGE_MAX + 1}, {"limit": 0}, {"after": -1}):
                 answer = await http.get(f"/session/{session_id}/tools", params=params)
                 assert answer.status_code == 422, params

@@ -391,11 +391,6 @@ class ToolCallEvent(WireModel):
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     duration_ms: float | None = None
-    event_id: int | None = Field(
-        default=None,
-        description="In GET /session/{id}/tools: the call's event id in the session's log; the "
-        "last one, as `after`, reads the next page.",
-    )
 
 
 EventType = Literal["status", "tool_call", "transcript", "summary", "session_closed"]

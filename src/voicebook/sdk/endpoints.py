@@ -136,8 +136,8 @@ def livekit_token(
 def session_tools(
     session_id: str, *, after: int | None = None, limit: int | None = None
 ) -> Call[list[ToolCallEvent]]:
-    """The session's tool calls, oldest first (`GET /session/{id}/tools`), a page at a time:
-    the next page is `after=` the last call's `event_id`."""
+    """The session's tool calls, oldest first (`GET /session/{id}/tools`), a page at a time
+    after event id `after` (the ids are the log's: `session_events`, `stream_events`)."""
     return Call(
         "GET",
         session_path(session_id, "tools"),

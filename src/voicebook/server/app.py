@@ -1,8 +1,9 @@
 """`create_app(settings)`: the FastAPI application, with no import-time globals.
 
-The lifespan opens the store (migrating the embedded SQLite file), starts the event bus and the
-housekeeping task (ending idle sessions, forgetting idempotency keys after 24 h, deleting sessions
-past retention), and closes all of it on shutdown.
+The lifespan opens the store (migrating the embedded SQLite file; a Postgres that does not answer
+yet is no reason not to start: requests get 503 and /readyz says why until it does), starts the
+event bus and the housekeeping task (ending idle sessions, forgetting idempotency keys after 24 h,
+deleting sessions past retention), and closes all of it on shutdown.
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ from fastapi.openapi.utils import get_openapi
 from voicebook import __version__
 from voicebook.config import Settings, load_settings
 from voicebook.events import create_bus
-from voicebook.scheduling.errors import DomainError
+from voicebook.scheduling.errors import StoreUnavailable
 from voicebook.scheduling.service import SchedulingService
 from voicebook.server import browser, callers, ops, tools, websocket
 from voicebook.server.context import ServerContext
 from voicebook.server.errors import install_error_handlers
 from voicebook.server.limits import BodySizeLimit, BrowserLimits, JsonCORSMiddleware
 from voicebook.server.nesting import NestingLimit
-from voicebook.server.observability import Metrics, RequestContext
+from voicebook.server.observability import Metrics, RequestContext, short_id
 from voicebook.server.senders import create_verifier
-from voicebook.store import create_store
+from voicebook.store import create_store, exclusive
 from voicebook.store.retention import prune_ended, retention_cutoff
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 
 RETENTION_BATCHES_PER_ROUND = 5
 """A round prunes at most this many batches; a larger backlog is worked off over later rounds."""
+HOUSEKEEPING_LOCK = "voicebook.housekeeping"
+"""The name under which one process at a time works a housekeeping round (`exclusive`)."""
 
 
 @dataclass
@@ -52,15 +55,25 @@ class HousekeepingRound:
 
 async def housekeeping_round(ctx: ServerContext) -> HousekeepingRound:
     """One round: end sessions idle for VOICEBOOK_SESSION_IDLE_MINUTES, forget idempotency keys
-    after 24 h, delete sessions ended more than VOICEBOOK_RETENTION_DAYS ago (DESIGN §5)."""
+    after 24 h, delete sessions ended more than VOICEBOOK_RETENTION_DAYS ago (DESIGN §5).
+
+    A session that cannot be ended is logged and left for the next round; it holds up neither
+    the others nor the pruning. The store going away ends the round.
+    """
     idle = timedelta(minutes=ctx.settings.session_idle_minutes)
     done = HousekeepingRound()
     now = ctx.service.clock()
     async with ctx.store.transaction(write=False) as tx:
         stale = await tx.idle_sessions(now - idle)
     for session_id in stale:
-        await ctx.service.end_session(session_id, reason="idle")
-        done.ended += 1
+        try:
+            await ctx.service.end_session(session_id, reason="idle")
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("idle session %s could not be ended", short_id(session_id))
+        else:
+            done.ended += 1
     async with ctx.store.transaction() as tx:
         await tx.prune_idempotency(now - IDEMPOTENCY_TTL)
     done.pruned_sessions = await prune_ended(
@@ -74,15 +87,35 @@ async def housekeeping_round(ctx: ServerContext) -> HousekeepingRound:
 
 
 async def housekeeping(ctx: ServerContext) -> None:
-    """`housekeeping_round` every few seconds (a quarter of the idle time, 0.5–5 s)."""
+    """`housekeeping_round` every few seconds (a quarter of the idle time, 0.5–5 s).
+
+    One process at a time works a round, among all that share the database (several workers or
+    hosts on one Postgres): the round runs only while `exclusive` grants it; the others skip it.
+    Nothing ends the loop but its cancellation: a round that fails is logged, and the next one
+    runs as planned (a store that is away is logged once, and once more when it is back).
+    """
     idle = timedelta(minutes=ctx.settings.session_idle_minutes)
     interval = min(5.0, max(0.5, idle.total_seconds() / 4))
+    store_away = False
     while True:
         await asyncio.sleep(interval)
         try:
-            await housekeeping_round(ctx)
-        except DomainError as error:  # store briefly away: try again next round
-            log.warning("housekeeping skipped: %s", error.message)
+            async with exclusive(ctx.store, HOUSEKEEPING_LOCK) as ours:
+                if ours:
+                    await housekeeping_round(ctx)
+        except StoreUnavailable as error:
+            if not store_away:
+                log.warning(
+                    "housekeeping waits for the database (%s)", error.__cause__ or error.message
+                )
+            store_away = True
+            continue
+        except Exception:
+            log.exception("housekeeping round failed; the next one runs in %g s", interval)
+            continue
+        if store_away:
+            log.info("housekeeping resumed: the database answers again")
+            store_away = False
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -152,7 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["*"],
-        expose_headers=["Idempotent-Replayed", "X-Request-ID", "Retry-After"],
+        expose_headers=["Idempotent-Replayed", "X-Request-ID", "Retry-After", "Link"],
         max_age=600,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -229,12 +229,17 @@ async def session_tools(
     session_id: SessionId, ctx: Ctx, after: After = 0, limit: Limit = PAGE_MAX
 ) -> Any:
     """Only tool-call events are read (an index of them alone), so a long transcript costs
-    nothing here; the next page starts after the last item's `event_id`."""
+    nothing here. The items are the log's payloads, exactly as the WebSocket shows them; a full
+    page links to the next one (`Link: <…?after=<last event id>&limit=…>; rel="next"`)."""
     async with ctx.store.transaction(write=False) as tx:
         if await tx.get_session(session_id) is None:
             raise SessionNotFound()
         events = await tx.tool_calls_after(session_id, after, limit)
-    return JSONResponse([{**e.payload, "event_id": e.id} for e in events])
+    headers = None
+    if len(events) == limit:
+        following = f"/session/{session_id}/tools?after={events[-1].id}&limit={limit}"
+        headers = {"Link": f'<{following}>; rel="next"'}
+    return JSONResponse([e.payload for e in events], headers=headers)
 
 
 @router.get(
