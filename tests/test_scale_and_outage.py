@@ -104,6 +104,22 @@ def serving(tmp_path: Path, *envs: dict[str, str]) -> Iterator[list[Server]]:
             raise
 
 
+class _KeepAliveRetry(httpx.AsyncHTTPTransport):
+    """Sends a request again when the server closed its kept-alive connection before sending any
+    response (the keep-alive race: the server timed the idle connection out just as the request
+    went out). Safe: every tool call carries an idempotency key, and a session start the server
+    never answered costs at most an unused session."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(2):
+            try:
+                return await super().handle_async_request(request)
+            except httpx.RemoteProtocolError as closed:
+                if "without sending a response" not in str(closed):
+                    raise
+        return await super().handle_async_request(request)
+
+
 @contextlib.asynccontextmanager
 async def clients(
     *servers: Server, connections: int = 20
@@ -112,7 +128,12 @@ async def clients(
     async with contextlib.AsyncExitStack() as stack:
         yield [
             await stack.enter_async_context(
-                httpx.AsyncClient(base_url=s.url, headers=AUTH, timeout=30, limits=limits)
+                httpx.AsyncClient(
+                    base_url=s.url,
+                    headers=AUTH,
+                    timeout=30,
+                    transport=_KeepAliveRetry(limits=limits),
+                )
             )
             for s in servers
         ]
