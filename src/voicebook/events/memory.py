@@ -1,10 +1,10 @@
-"""The default bus: delivery inside one process (one `voicebook serve` worker)."""
+"""The default bus: news inside one process (one `voicebook serve` worker)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from voicebook.events.base import LocalSubscriptions
+from voicebook.events.base import LocalSubscriptions, newest
 from voicebook.store.base import EventRecord
 
 
@@ -16,5 +16,8 @@ class InProcessBus(LocalSubscriptions):
         return None
 
     async def publish(self, events: Sequence[EventRecord]) -> None:
-        for event in events:
-            self._fanout.deliver(event)
+        for session_id, event_id in newest(events).items():
+            self._fanout.notify(session_id, event_id)
+
+    async def ping(self) -> None:
+        return None  # nothing outside this process to reach

@@ -1,35 +1,57 @@
-"""`WS /session/{id}/events`: replay the log (or what follows `?after=`), then stream live events.
+"""`WS /session/{id}/events`: replay the log (or what follows `?after=`), then stream new events.
 
-The subscription is taken before the log is read, so nothing published in between is lost; ids
-already sent are skipped, and a gap in ids (events from concurrent transactions published out of
-order) is filled from the log. A subscriber that falls `QUEUE_SIZE` events behind is closed with
-code 1013 and resumes with `?after=<last id it has>`; it never slows anyone else down. With no
-live event for `RESYNC_S`, the log is read again, so an event a bus failed to carry still arrives.
+Only the log reaches the page. The subscription is taken before the log is read, so no news is
+missed in between; news ("events up to id N exist") makes the socket read the log after the last
+id it sent, so every event goes out once, in order, whatever the bus delivers, repeats, loses or
+is made to say. With no news for `RESYNC_S` the log is read anyway, so an event whose news was
+lost still arrives.
 
-Per connection there is one reader loop and two helper tasks (client-gone watcher, resync timer);
-nothing is created per event, and each event is encoded once however many sockets receive it.
+Limits, so one client cannot hold resources or slow anyone: a frame the client does not take
+within `SEND_TIMEOUT_S` means it stopped reading, and it is closed with 1013 (it resumes with
+`?after=<last id it has>`); a session has at most `VOICEBOOK_WEBSOCKETS_PER_SESSION` sockets per
+worker (more are closed with 4429); the page has nothing to say, so a message from it longer than
+`MAX_INBOUND_BYTES` closes the socket with 1009 (`voicebook serve` also caps frames there).
+
+Per connection there is one reader loop and two helper tasks (client watcher, resync timer);
+nothing is created per event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from voicebook.events.base import Signal, Subscription
+from voicebook.events import Subscription, TooManySubscribers
 from voicebook.scheduling.errors import DomainError, SessionNotFound
 from voicebook.server.browser import MAX_EVENT_ID, SESSION_ID, envelope_json
 from voicebook.server.context import ServerContext
 from voicebook.store.base import EventRecord
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 RESYNC_S = 15.0
 PAGE = 500
+SEND_TIMEOUT_S = 5.0
+"""A frame not taken by the client in this long (its buffers are full): it stopped reading."""
+CLOSE_GRACE_S = 30.0
+"""How long a closing handshake may wait for a stalled client before the socket is left to
+uvicorn (the close frame goes out as soon as the client reads again)."""
+MAX_INBOUND_BYTES = 4096
+"""Largest message accepted from the page (which sends none); uvicorn's `ws_max_size` too."""
 CLOSE_SLOW = 1013
-CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_BIG = 1009
 CLOSE_RETRY = 1011
+CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY = 4429
+
+
+class SlowReader(Exception):
+    """The client stopped taking frames."""
 
 
 class _Stream:
@@ -40,34 +62,40 @@ class _Stream:
         self.last = after
         self.closed = False
         self.gone = False
-        self.active_at = time.monotonic()
+        self.too_big = False
+        self.read_at = time.monotonic()
 
     async def send(self, event: EventRecord) -> None:
         if event.id <= self.last:
             return
-        await self.ws.send_text(envelope_json(event))
+        try:
+            await asyncio.wait_for(self.ws.send_text(envelope_json(event)), SEND_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise SlowReader from None
         self.last = event.id
-        self.active_at = time.monotonic()
         self.closed = self.closed or event.type == "session_closed"
 
-    async def catch_up(self, upto: int | None = None) -> None:
-        """Send logged events after `last` (up to `upto`), a page at a time."""
-        while upto is None or self.last < upto:
+    async def catch_up(self) -> None:
+        """Send every logged event after `last`, a page at a time."""
+        self.read_at = time.monotonic()
+        while True:
             events = await self.ctx.service.session_events(self.session_id, self.last, PAGE)
             for event in events:
-                if upto is not None and event.id > upto:
-                    return
                 await self.send(event)
             if len(events) < PAGE:
                 return
 
 
 async def _watch_client(stream: _Stream, subscription: Subscription) -> None:
-    """Flag the stream and wake its reader when the client leaves (its messages are ignored)."""
+    """Flag the stream and wake its reader when the client leaves or says too much (what it
+    says is otherwise ignored)."""
     with contextlib.suppress(WebSocketDisconnect):
-        while (await stream.ws.receive())["type"] != "websocket.disconnect":
-            pass
-    stream.gone = True
+        while (message := await stream.ws.receive())["type"] != "websocket.disconnect":
+            data = message.get("text") or message.get("bytes") or ""
+            if len(data) > MAX_INBOUND_BYTES:
+                stream.too_big = True
+                break
+    stream.gone = not stream.too_big
     subscription.wake()
 
 
@@ -77,11 +105,42 @@ async def _resync_timer(subscription: Subscription) -> None:
         subscription.wake()
 
 
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close, waiting a bounded time for a client that is not reading to take the frame."""
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect, asyncio.TimeoutError):
+        await asyncio.wait_for(websocket.close(code=code, reason=reason), CLOSE_GRACE_S)
+
+
+async def _stream(stream: _Stream, subscription: Subscription) -> tuple[int, str] | None:
+    """Replay, then follow the log until the session closes: the close to send, or None when
+    the client is gone."""
+    ctx, session_id = stream.ctx, stream.session_id
+    await stream.catch_up()
+    if not stream.closed:
+        session, _ = await ctx.service.get_session(session_id)
+        if session.state == "ended":  # it ended meanwhile, or was resumed past its end
+            await stream.catch_up()  # its closing events are all committed by now
+            stream.closed = True
+    while not stream.closed:
+        news = await subscription.wait()
+        if stream.gone:
+            return None
+        if stream.too_big:
+            return CLOSE_TOO_BIG, f"messages to this socket are limited to {MAX_INBOUND_BYTES} B"
+        if news > stream.last or time.monotonic() - stream.read_at >= RESYNC_S:
+            await stream.catch_up()
+    return 1000, "session closed"
+
+
 @router.websocket("/session/{session_id}/events")
 async def session_events_ws(websocket: WebSocket, session_id: str, after: int = 0) -> None:
     ctx: ServerContext = websocket.app.state.ctx
     if not SESSION_ID.match(session_id) or not 0 <= after <= MAX_EVENT_ID:
         await websocket.close(code=CLOSE_NOT_FOUND, reason="unknown session")
+        return
+    refusal = await ctx.limits.hit_websocket(websocket, session_id)
+    if refusal is not None:  # the address's or the session's budget is spent: 429
+        await refusal.deny(websocket)
         return
     try:
         await ctx.service.get_session(session_id)
@@ -93,45 +152,32 @@ async def session_events_ws(websocket: WebSocket, session_id: str, after: int = 
         await websocket.close(code=CLOSE_RETRY, reason="store unavailable; reconnect")
         return
     await websocket.accept()
-    subscription = ctx.bus.subscribe(session_id)
+    try:
+        subscription = ctx.bus.subscribe(session_id)
+    except TooManySubscribers as full:
+        reason = f"too many sockets for this session (at most {full.limit}); close one first"
+        await _close(websocket, CLOSE_TOO_MANY, reason)
+        return
     stream = _Stream(websocket, ctx, session_id, after)
     ctx.metrics.websockets.inc()
-    helpers = [
+    helpers: list[asyncio.Task[Any]] = [
         asyncio.create_task(_watch_client(stream, subscription)),
         asyncio.create_task(_resync_timer(subscription)),
     ]
+    close: tuple[int, str] | None
     try:
-        await stream.catch_up()
-        if not stream.closed:
-            session, _ = await ctx.service.get_session(session_id)
-            if session.state == "ended":  # it ended meanwhile, or was resumed past its end
-                await stream.catch_up()  # its closing events are all committed by now
-                stream.closed = True
-        while not stream.closed:
-            item = await subscription.get()
-            if stream.gone:
-                return
-            if item is Signal.OVERFLOW:
-                await websocket.close(
-                    code=CLOSE_SLOW, reason=f"too slow; reconnect with ?after={stream.last}"
-                )
-                return
-            if item is Signal.WAKE:
-                if time.monotonic() - stream.active_at >= RESYNC_S:
-                    await stream.catch_up()
-                    stream.active_at = time.monotonic()
-                continue
-            if item.id > stream.last + 1:
-                await stream.catch_up(upto=item.id - 1)
-            await stream.send(item)
-        await websocket.close(code=1000, reason="session closed")
+        close = await _stream(stream, subscription)
+    except SlowReader:
+        log.info("closing a WebSocket of session %s… that stopped reading", session_id[:6])
+        close = CLOSE_SLOW, f"too slow; reconnect with ?after={stream.last}"
     except DomainError:  # the store went away: the client reconnects with ?after=
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await websocket.close(code=CLOSE_RETRY, reason="store unavailable; reconnect")
+        close = CLOSE_RETRY, "store unavailable; reconnect"
     except WebSocketDisconnect:
-        return  # the client left; it resumes with ?after=
+        close = None  # the client left; it resumes with ?after=
     finally:
         for task in helpers:
             task.cancel()
         ctx.bus.unsubscribe(subscription)
         ctx.metrics.websockets.dec()
+    if close is not None:
+        await _close(websocket, *close)
