@@ -41,7 +41,9 @@ ROUTES: dict[Route, str] = {
     ("GET", "/session/{session_id}/tools"): "session_tools",
     ("GET", "/session/{session_id}/events"): "session_events",
     ("POST", "/session/{session_id}/end"): "end_session",
+    ("POST", "/session/{session_id}/caller"): "attest_caller",
     ("POST", "/tools/identify_user"): "identify_user",
+    ("POST", "/tools/verify_caller"): "verify_caller",
     ("POST", "/tools/fetch_slots"): "fetch_slots",
     ("POST", "/tools/book_appointment"): "book_appointment",
     ("POST", "/tools/retrieve_appointments"): "retrieve_appointments",
@@ -135,6 +137,10 @@ def build(name: str) -> Any:
 
 
 def resolve(openapi: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    # An optional body (`Model | None`, e.g. POST /session/start) is `anyOf: [$ref, null]`.
+    refs = [option for option in schema.get("anyOf", []) if "$ref" in option]
+    if len(refs) == 1:
+        schema = refs[0]
     ref = schema.get("$ref")
     if ref:
         return openapi["components"]["schemas"][ref.rsplit("/", 1)[1]]
