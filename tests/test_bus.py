@@ -157,9 +157,10 @@ async def test_publishing_never_waits_for_a_frozen_redis(
     redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with FreezableProxy(*redis_target(redis_url)) as proxy:
-        async with started(via(proxy, redis_url), prefix) as frozen, started(
-            redis_url, prefix
-        ) as other:
+        async with (
+            started(via(proxy, redis_url), prefix) as frozen,
+            started(redis_url, prefix) as other,
+        ):
             local = frozen.subscribe("sess-f")
             remote = other.subscribe("sess-f")
             proxy.hold()
