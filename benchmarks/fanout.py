@@ -72,6 +72,9 @@ SERVER_ENV = {
     "VOICEBOOK_MIN_NOTICE_MINUTES": "0",
     "VOICEBOOK_HORIZON_DAYS": "120",
     "VOICEBOOK_SESSION_RATE_LIMIT": "100000",
+    "VOICEBOOK_WEBSOCKETS_PER_SESSION": "500",  # all 500 pages watch one session
+    "VOICEBOOK_RATE_LIMIT_PER_ADDRESS": "100000/minute",  # every page connects from here
+    "VOICEBOOK_RATE_LIMIT_PER_SESSION": "100000/minute",
 }
 
 
