@@ -74,6 +74,29 @@ class Settings(BaseSettings):
         "a transaction pooler (port 6543 or a *.pooler.supabase.com host), where they must be off.",
     )
     database_pool_size: int = Field(default=10, ge=1, le=200, description="Postgres pool size.")
+    database_connect_timeout_s: float = Field(
+        default=5,
+        ge=1,
+        le=120,
+        description="Seconds to wait for a Postgres connection: to connect (libpq "
+        "connect_timeout), or for a free one from the pool.",
+    )
+    database_statement_timeout_s: float = Field(
+        default=5,
+        gt=0,
+        le=3600,
+        description="Longest one SQL statement may run on Postgres, lock waits included "
+        "(statement_timeout, set per transaction, so it holds through a transaction pooler).",
+    )
+    database_transaction_timeout_s: float = Field(
+        default=8,
+        gt=0,
+        le=3600,
+        description="Deadline of one whole Postgres transaction, waiting for a connection "
+        "included: past it the request is answered 503 store_unavailable and the connection is "
+        "dropped. Postgres ends a transaction left idle this long. Keep it above the statement "
+        "timeout.",
+    )
     redis_url: str | None = Field(default=None, description="redis://… to fan events out.")
     redis_channel_prefix: str | None = Field(
         default=None,

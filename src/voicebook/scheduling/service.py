@@ -60,6 +60,7 @@ from voicebook.store.base import (
     StoreTransaction,
     UserRecord,
 )
+from voicebook.store.retry import retrying
 
 log = logging.getLogger(__name__)
 Publisher = Callable[[Sequence[EventRecord]], Awaitable[None]]
@@ -350,25 +351,27 @@ class SchedulingService(ToolHandlers):
                 plan = await self._prepare_verify(request, idempotency_key)
                 handler = functools.partial(self._verify_caller, plan=plan)
             now = self.clock()
-            async with self.store.transaction() as tx:
-                start = await tx.begin_call(request.session_id, now, idempotency_key, digest)
-                if start.previous is not None:
-                    self._answer_from(start.previous, digest)
-                session = self._open_session(start.session)
-                done = await handler(tx, session, start.user, request, now)
-                if done.error is not None:
-                    result = done.error.to_dict()
-                    outcome = "error"
-                else:
-                    assert done.response is not None
-                    result, outcome = done.response.model_dump(mode="json"), "ok"
-                if idempotency_key:  # deferred: written with the events below
-                    await tx.complete_idempotency(
-                        request.session_id, idempotency_key, outcome, result
+            # A deadlock or serialization failure rolls the transaction back: run all of it again.
+            async for attempt in retrying():
+                async with attempt, self.store.transaction() as tx:
+                    start = await tx.begin_call(request.session_id, now, idempotency_key, digest)
+                    if start.previous is not None:
+                        self._answer_from(start.previous, digest)
+                    session = self._open_session(start.session)
+                    done = await handler(tx, session, start.user, request, now)
+                    if done.error is not None:
+                        result = done.error.to_dict()
+                        outcome = "error"
+                    else:
+                        assert done.response is not None
+                        result, outcome = done.response.model_dump(mode="json"), "ok"
+                    if idempotency_key:  # deferred: written with the events below
+                        await tx.complete_idempotency(
+                            request.session_id, idempotency_key, outcome, result
+                        )
+                    events = await self._append_tool_events(
+                        tx, session, name, request, idempotency_key, now, started, done, result
                     )
-                events = await self._append_tool_events(
-                    tx, session, name, request, idempotency_key, now, started, done, result
-                )
         except _Replay as replay:
             return self._replayed(name, replay)
         except DomainError as error:

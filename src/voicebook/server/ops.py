@@ -18,6 +18,7 @@ guarded = APIRouter(tags=["operations"], dependencies=[Depends(require_service_k
 """Readiness and metrics need the service key when one is set (DESIGN §3); /healthz stays open
 for load balancers and says nothing but "up"."""
 READY_TIMEOUT_S = 3.0
+"""The longest /readyz waits for the store (which answers sooner itself when it can say why)."""
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up")
@@ -35,7 +36,8 @@ async def readyz(ctx: Ctx) -> Any:
     try:
         await asyncio.wait_for(ctx.store.ping(), READY_TIMEOUT_S)
     except (TimeoutError, asyncio.TimeoutError):
-        raise StoreUnavailable() from None
+        message = f"The database did not answer within {READY_TIMEOUT_S:g} s."
+        raise StoreUnavailable(message) from None
     await ctx.bus.ping()  # BusUnavailable (503) when Redis is away
     return Health(status="ready")
 

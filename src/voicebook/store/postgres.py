@@ -1,30 +1,52 @@
 """The Postgres store (self-hosted or Supabase), on psycopg 3 with an async connection pool.
 
-The exclusion constraint `appointments_no_overlap` guards bookings; this module only turns its
+The exclusion constraint `resource_holds_no_overlap` guards bookings; this module only turns its
 refusal into `OverlapError`. Through a transaction pooler (Supabase port 6543) server-side prepared
 statements must be off, which `prepared_statements` (or auto-detection from the port) controls.
+
+It never hangs, whatever Postgres or the network does (DESIGN §5):
+- connecting is bounded (`connect_timeout`), and TCP keepalives and a user timeout make the kernel
+  give up on a link that stopped answering;
+- every transaction starts with `SET LOCAL statement_timeout`,
+  `idle_in_transaction_session_timeout` and server-side keepalives, sent with its BEGIN:
+  transaction-scoped, so they hold through a transaction pooler too, where a connection-level SET
+  would not stay with us;
+- each whole transaction, waiting for a connection included, runs under a deadline; one that
+  misses it is answered `StoreUnavailable` and its connection is closed, never pooled again;
+- a pooled connection is checked before use, so one Postgres dropped is replaced, not used.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+import logging
+import math
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from voicebook.config import redact_url
 from voicebook.scheduling.errors import StoreUnavailable
 from voicebook.store.base import SchemaOutOfDate
 from voicebook.store.migrations import MIGRATIONS_TABLE, Migration, MigrationState, load_migrations
+from voicebook.store.retry import TransactionConflict
 from voicebook.store.sql import JSON_COLUMNS, Connection, Dialect, SqlTransaction
+
+log = logging.getLogger(__name__)
 
 TRANSACTION_POOLER_PORT = 6543
 RECONNECT_BUDGET_S = 10.0
@@ -32,6 +54,18 @@ MIGRATION_LOCK = int.from_bytes(
     hashlib.sha256(b"voicebook.migrate").digest()[:8], "big", signed=True
 )
 """Advisory lock key held while migrating, so concurrent `migrate` runs apply each version once."""
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 10, 5, 3
+"""A connection whose peer vanished is noticed within about 25 s of silence, at both ends."""
+PING_TIMEOUT_S = 2.5
+"""`ping()` (what /readyz asks) answers within this, below the route's own 3 s bound."""
+RECANCEL_S = 0.05
+"""After its deadline, a transaction still running is cancelled again this often (see _Deadline)."""
+EXCLUSIVE_HOLD_S = 60.0
+"""Postgres ends the session holding an `exclusive()` lock that long idle (its holder is gone)."""
+CONFLICT_STATES = frozenset({"40001", "40P01"})
+"""serialization_failure, deadlock_detected: the transaction was rolled back; running it again
+is expected to succeed."""
+_DEFAULT: Any = object()
 
 
 class PostgresDialect(Dialect):
@@ -92,6 +126,137 @@ def uses_transaction_pooler(url: str) -> bool:
     return urlsplit(url).port == TRANSACTION_POOLER_PORT
 
 
+def link_parameters(url: str, connect_timeout: float, give_up: float) -> dict[str, Any]:
+    """libpq parameters that bound how long a dead link can keep us waiting: the connect timeout,
+    TCP keepalives for idle connections, and `tcp_user_timeout` (data sent but unacknowledged for
+    `give_up` seconds drops the connection). Any of them given in the URL's query string (e.g.
+    `?keepalives_idle=60`) is left as given."""
+    given = conninfo_to_dict(url)
+    wanted = {
+        "connect_timeout": max(2, math.ceil(connect_timeout)),  # libpq: whole seconds, 2 at least
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE_IDLE_S,
+        "keepalives_interval": KEEPALIVE_INTERVAL_S,
+        "keepalives_count": KEEPALIVE_COUNT,
+        "tcp_user_timeout": round(give_up * 1000),
+    }
+    return {name: value for name, value in wanted.items() if name not in given}
+
+
+def begin_statement(statement_timeout: float | None, idle_timeout: float | None) -> str:
+    """BEGIN with the transaction's limits, as one simple query (one round trip). `SET LOCAL`
+    lasts until the transaction ends, so it holds through a transaction pooler, where the next
+    transaction may run on another server connection. None or 0: no limit (not the server's).
+
+    Postgres ends a transaction left idle for `idle_timeout`, freeing its locks. Its timer stops,
+    though, at the Flush psycopg sends after a pipelined batch, until the next statement; so the
+    server's end of the link gets TCP keepalives too: a client gone silent behind a dead link is
+    dropped within about half a minute wherever it stopped.
+    """
+
+    def ms(seconds: float | None) -> int:
+        return max(1, round(seconds * 1000)) if seconds else 0
+
+    return (
+        f"BEGIN; SET LOCAL statement_timeout = {ms(statement_timeout)};"
+        f" SET LOCAL idle_in_transaction_session_timeout = {ms(idle_timeout)};"
+        f" SET LOCAL tcp_keepalives_idle = {KEEPALIVE_IDLE_S};"
+        f" SET LOCAL tcp_keepalives_interval = {KEEPALIVE_INTERVAL_S};"
+        f" SET LOCAL tcp_keepalives_count = {KEEPALIVE_COUNT}"
+    )
+
+
+def lock_key(name: str) -> int:
+    """The 64-bit advisory lock key for a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class _Deadline:
+    """Cancel the task inside this block if it is still there after `seconds`, and again every
+    RECANCEL_S until it has left; the cancellation leaves the block as TimeoutError.
+
+    Once is not enough: psycopg answers the cancellation of a running query by asking the server
+    to cancel it and waiting for the answer, up to seconds on a link that stopped forwarding; a
+    second cancellation makes it give up (and close the connection). `asyncio.timeout` cancels
+    once. None: no deadline.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._task: asyncio.Task[Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._cancels = 0
+        self._cancelling = 0
+
+    async def __aenter__(self) -> _Deadline:
+        if self.seconds is not None:
+            self._task = asyncio.current_task()
+            self._cancelling = _cancelling(self._task)
+            self._timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)
+        return self
+
+    def _expire(self) -> None:
+        assert self._task is not None
+        self.expired = True
+        self._cancels += 1
+        self._task.cancel()
+        self._timer = asyncio.get_running_loop().call_later(RECANCEL_S, self._expire)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.expired:
+            return
+        uncancel = getattr(self._task, "uncancel", None)  # Python 3.11+
+        if uncancel is not None:
+            for _ in range(self._cancels):
+                uncancel()
+        # Our own cancellation becomes a timeout; one from outside (shutdown) stays what it is.
+        if isinstance(exc, asyncio.CancelledError) and _cancelling(self._task) <= self._cancelling:
+            raise TimeoutError(f"no answer within {self.seconds:g} s") from exc
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> int:
+    counter = getattr(task, "cancelling", None)  # Python 3.11+
+    return counter() if counter is not None else 0
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """Database failures as the store reports them: a conflict to run again, or unavailable."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if exc.sqlstate in CONFLICT_STATES:
+            raise TransactionConflict() from exc
+        if isinstance(
+            exc,
+            (
+                psycopg.OperationalError,  # lost or refused, statement_timeout, PoolTimeout, ...
+                psycopg.InterfaceError,
+                pg_errors.IdleInTransactionSessionTimeout,
+            ),
+        ):
+            raise StoreUnavailable() from exc
+        raise
+    except TimeoutError as exc:  # the deadline
+        raise StoreUnavailable() from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a store call failed, in a few words (for logs and /readyz)."""
+    cause = exc.__cause__ or exc
+    text = str(cause).strip().splitlines()
+    return text[0] if text else type(cause).__name__
+
+
 class PostgresStore:
     """Postgres through a pool; every failure to reach it becomes `StoreUnavailable`."""
 
@@ -104,6 +269,8 @@ class PostgresStore:
         pool_size: int = 10,
         prepared_statements: bool | None = None,
         connect_timeout: float = 5.0,
+        statement_timeout: float = 5.0,
+        transaction_timeout: float = 8.0,
         check_schema: bool = True,
     ) -> None:
         self._url = url
@@ -113,26 +280,57 @@ class PostgresStore:
             prepared_statements = not uses_transaction_pooler(url)
         self.prepared_statements = prepared_statements
         self._connect_timeout = connect_timeout
-        self._check_schema = check_schema
+        self._transaction_timeout = transaction_timeout
+        # A client never leaves its transaction idle for as long as the whole transaction may
+        # take, so one idle that long has lost its client: Postgres ends it and frees its locks.
+        self._begin = begin_statement(statement_timeout, transaction_timeout)
+        self._connect_kwargs: dict[str, Any] = {
+            "autocommit": True,  # transactions are begun explicitly (see _connection)
+            "row_factory": dict_row,
+            **link_parameters(url, connect_timeout, transaction_timeout),
+        }
+        self._schema_checked = not check_schema
+        self._since_drain: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
+        """Connections opened since the pool was last drained (see `_check`)."""
         self._pool: AsyncConnectionPool | None = None
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         # None disables server-side prepared statements (required behind a transaction pooler).
         conn.prepare_threshold = 5 if self.prepared_statements else None
+        self._since_drain.add(conn)
+
+    async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """psycopg_pool's own check of a pooled connection before it is handed out (one empty
+        query). One found dead usually means Postgres dropped them all (a restart, a failover):
+        then every idle one is replaced at once, rather than each found dead after a backoff —
+        unless it predates the last such drain (it was in use then, and goes anyway)."""
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except Exception:
+            if self._pool is not None and conn in self._since_drain:
+                self._since_drain = weakref.WeakSet()
+                log.info(
+                    "a pooled connection to %s was dead: replacing the idle ones", self.display_url
+                )
+                await self._pool.drain()
+            raise
 
     async def open(self) -> None:
+        """Open the pool and check that the schema is current (`SchemaOutOfDate` if not).
+
+        A database that does not answer yet is no error: the pool keeps connecting in the
+        background, requests are answered `StoreUnavailable` until it answers, and the schema is
+        checked then.
+        """
         if self._pool is not None:
             return
         pool = AsyncConnectionPool(
             self._url,
             min_size=1,
             max_size=self._pool_size,
-            kwargs={
-                "autocommit": True,
-                "row_factory": dict_row,
-                "connect_timeout": max(1, int(self._connect_timeout)),
-            },
+            kwargs=self._connect_kwargs,
             configure=self._configure,
+            check=self._check,
             timeout=self._connect_timeout,
             # The pool retries a lost connection with doubling delays until this runs out; a
             # short budget keeps it from sleeping for minutes after a long outage (a request
@@ -142,12 +340,16 @@ class PostgresStore:
         )
         await pool.open(wait=False)
         self._pool = pool
-        if self._check_schema:
-            state = await self.migration_state()
-            if state.pending:
-                raise SchemaOutOfDate(
-                    f"The database at {self.display_url} lacks {len(state.pending)} migration(s);"
-                    " run `voicebook db migrate` first."
+        if not self._schema_checked:
+            try:
+                async with self._connection() as conn:
+                    await self._check_schema_on(conn)
+            except StoreUnavailable as exc:
+                log.warning(
+                    "The database at %s does not answer yet (%s): requests get 503 "
+                    "store_unavailable until it does.",
+                    self.display_url,
+                    _reason(exc),
                 )
 
     async def close(self) -> None:
@@ -168,27 +370,108 @@ class PostgresStore:
         await self.close()
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
-        if self._pool is None:
+    async def _connection(
+        self, *, begin: str | None = None, deadline: float | None = _DEFAULT
+    ) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
+        """A pooled connection inside a transaction (committed when the block ends, rolled back
+        on error), the whole of it within `deadline` seconds (default: the transaction timeout).
+
+        A connection that may be broken — the deadline passed, the link failed, the transaction
+        could not be ended — is closed, so the pool replaces it instead of handing it out again.
+        """
+        pool = self._pool
+        if pool is None:
             raise RuntimeError("store is not open")
+        limit = _Deadline(self._transaction_timeout if deadline is _DEFAULT else deadline)
+        conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                yield conn
-        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise StoreUnavailable() from exc
+            with _store_errors():
+                async with limit:
+                    conn = await pool.getconn()
+                    await conn.execute(begin or self._begin, prepare=False)
+                    try:
+                        yield conn
+                        await conn.execute("COMMIT", prepare=False)
+                    except BaseException:
+                        status = conn.info.transaction_status
+                        if not limit.expired and status in (
+                            TransactionStatus.INTRANS,
+                            TransactionStatus.INERROR,
+                        ):
+                            with contextlib.suppress(psycopg.Error):
+                                await conn.execute("ROLLBACK", prepare=False)
+                        raise
+        finally:
+            if conn is not None:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    await conn.close()
+                await pool.putconn(conn)
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[SqlTransaction]:
         async with self._connection() as conn:
+            if not self._schema_checked:  # the database did not answer when the store opened
+                try:
+                    await self._check_schema_on(conn)
+                except SchemaOutOfDate as exc:
+                    log.error("%s", exc)
+                    raise StoreUnavailable() from exc
             tx = SqlTransaction(_PostgresConnection(conn), DIALECT)
             yield tx
             await tx.flush()
 
     async def ping(self) -> None:
-        async with self._connection() as conn:
-            await conn.execute("SELECT 1")
+        """Answer within PING_TIMEOUT_S, or raise `StoreUnavailable` saying why."""
+        try:
+            async with self._connection(deadline=PING_TIMEOUT_S) as conn:
+                if not self._schema_checked:
+                    await self._check_schema_on(conn)
+                await conn.execute("SELECT 1")
+        except SchemaOutOfDate as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(f"The database is not reachable ({_reason(exc)}).") from exc
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """Whether this process, among all on this database, holds `name` for the block: False
+        at once when another one does.
+
+        A transaction-scoped advisory lock (`pg_try_advisory_xact_lock`, so a transaction pooler
+        keeps it too), on a connection of its own outside the pool, so the block's own
+        transactions never wait for it. It goes when the block ends (the connection is closed,
+        with no round trip that could hang; Postgres lets go a moment later), or with this
+        process or its link.
+        """
+        limit = _Deadline(self._transaction_timeout)
+        conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        try:
+            with _store_errors():
+                async with limit:
+                    conn = await psycopg.AsyncConnection.connect(self._url, **self._connect_kwargs)
+                    await self._configure(conn)
+                    await conn.execute(begin_statement(None, EXCLUSIVE_HOLD_S), prepare=False)
+                    cursor = await conn.execute(
+                        "SELECT pg_try_advisory_xact_lock(%s) AS held", (lock_key(name),)
+                    )
+                    row = await cursor.fetchone()
+            yield bool(row and row["held"])
+        finally:
+            if conn is not None:
+                await conn.close()
 
     # --- migrations -----------------------------------------------------------------------------
+
+    async def _check_schema_on(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Remember that the schema is current, or raise `SchemaOutOfDate`."""
+        done = {version for version, _, _ in await self._applied(conn)}
+        pending = [m for m in load_migrations("postgres") if m.version not in done]
+        if pending:
+            raise SchemaOutOfDate(
+                f"The database at {self.display_url} lacks {len(pending)} migration(s);"
+                " run `voicebook db migrate` first."
+            )
+        self._schema_checked = True
 
     @staticmethod
     async def _applied(conn: psycopg.AsyncConnection[Any]) -> list[tuple[int, str, datetime]]:
@@ -213,9 +496,10 @@ class PostgresStore:
         """Apply missing migrations in one transaction under an advisory lock.
 
         A second `migrate` running at the same time waits for the lock, then finds nothing to do.
-        The lock is transaction-scoped, so it also works through a transaction pooler.
+        The lock is transaction-scoped, so it also works through a transaction pooler. No time
+        limit: a migration may take as long as it takes.
         """
-        async with self._connection() as conn:
+        async with self._connection(begin=begin_statement(None, None), deadline=None) as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version integer PRIMARY KEY,"
