@@ -295,7 +295,7 @@ async def seed_calendar(url: str, slots: Slots, caller: Caller, count: int) -> N
     now = datetime.now(timezone.utc)
     rows = []
     for _ in range(count):
-        start = parse_slot_id(slots.take())
+        start, _, _ = parse_slot_id(slots.take())
         rows.append(
             (
                 new_appointment_id(),

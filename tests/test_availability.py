@@ -171,8 +171,9 @@ def test_a_booking_on_the_grid_leaves_its_buffered_neighbours_free() -> None:
 def test_a_booking_blocks_neighbours_within_the_buffer() -> None:
     rules = make_rules("mon 09:00-12:00", slot_minutes=30, buffer_minutes=10)
     # 10:15-10:55 EST: 5 minutes after the 09:40 slot ends, 5 minutes before the 11:00 one starts.
+    # Busy spans are what a booking blocks: itself and its buffer after (until 11:05).
     booking = Interval(utc(2027, 3, 1, 15, 15), utc(2027, 3, 1, 15, 55))
-    slots = free_slots(rules, SUNDAY_BEFORE, [booking], on=MON_MAR_1)
+    slots = free_slots(rules, SUNDAY_BEFORE, [rules.blocked(booking)], on=MON_MAR_1)
     assert wall(rules, slots) == ["09:00"]
 
 
@@ -601,10 +602,16 @@ def test_slot_id_round_trips() -> None:
     start = utc(2027, 3, 1, 14, 0)
     assert slot_id(start) == "slot_20270301T1400Z"
     assert slot_id(datetime(2027, 3, 1, 9, 0, tzinfo=NEW_YORK)) == "slot_20270301T1400Z"
-    assert parse_slot_id("slot_20270301T1400Z") == start
-    assert parse_slot_id(slot_id(start)).tzinfo is not None
+    assert parse_slot_id("slot_20270301T1400Z") == (start, None, None)
+    assert parse_slot_id(slot_id(start))[0].tzinfo is not None
     for instant in (utc(2027, 11, 7, 5, 30), utc(2027, 11, 7, 6, 30), utc(2027, 12, 31, 23, 59)):
-        assert parse_slot_id(slot_id(instant)) == instant
+        assert parse_slot_id(slot_id(instant))[0] == instant
+    # With several services and staff, the id also names them.
+    assert slot_id(start, "colour", "dr-lee") == "slot_20270301T1400Z.colour.dr-lee"
+    assert parse_slot_id("slot_20270301T1400Z.colour.dr-lee") == (start, "colour", "dr-lee")
+    for broken in ("slot_20270301T1400Z.colour", "slot_20270301T1400Z..x", "slot_x.a.b"):
+        with pytest.raises(InvalidInput):
+            parse_slot_id(broken)
     # The two 01:30s of the fall-back day are different ids.
     assert slot_id(utc(2027, 11, 7, 5, 30)) != slot_id(utc(2027, 11, 7, 6, 30))
 
@@ -638,18 +645,19 @@ def test_search_window_across_the_horizon() -> None:
     rules = make_rules(
         STANDARD, slot_minutes=30, buffer_minutes=10, min_notice_minutes=60, horizon_days=2
     )
-    # earliest 14:00Z - 10 min buffer; latest Wed 13:00Z + 30 min slot + 10 min buffer.
+    # earliest 14:00Z (busy spans already hold their own buffers, and this service has none
+    # before); latest Wed 13:00Z + 30 min slot + 10 min buffer after.
     assert search_window(rules, MONDAY_8AM) == Interval(
-        utc(2027, 3, 1, 13, 50), utc(2027, 3, 3, 13, 40)
+        utc(2027, 3, 1, 14, 0), utc(2027, 3, 3, 13, 40)
     )
 
 
 @pytest.mark.parametrize(
     ("day", "window"),
     [
-        (MON_MAR_1, Interval(utc(2027, 3, 1, 4, 50), utc(2027, 3, 2, 5, 10))),
-        (NY_SPRING_FORWARD, Interval(utc(2027, 3, 14, 4, 50), utc(2027, 3, 15, 4, 10))),
-        (NY_FALL_BACK, Interval(utc(2027, 11, 7, 3, 50), utc(2027, 11, 8, 5, 10))),
+        (MON_MAR_1, Interval(utc(2027, 3, 1, 5, 0), utc(2027, 3, 2, 5, 10))),
+        (NY_SPRING_FORWARD, Interval(utc(2027, 3, 14, 5, 0), utc(2027, 3, 15, 4, 10))),
+        (NY_FALL_BACK, Interval(utc(2027, 11, 7, 4, 0), utc(2027, 11, 8, 5, 10))),
     ],
 )
 def test_search_window_for_one_local_day(day: date, window: Interval) -> None:

@@ -192,7 +192,8 @@ def test_free_slots_invariants(
         assert slot.start >= now
         assert slot.start < latest
         for booking in bookings:
-            assert not overlaps(slot, booking, margin), (slot, booking)
+            # Busy spans are blocked spans (buffers included), as the store keeps them.
+            assert not overlaps(rules.blocked(slot), booking, timedelta(0)), (slot, booking)
         local_day = slot.start.astimezone(zone).date()
         assert local_day not in rules.closed_dates
         inside = [
@@ -204,7 +205,7 @@ def test_free_slots_invariants(
             <= wall_clock_instant(zone, local_day, opening.end)
         ]
         assert inside, (slot, local_day, rules.weekly.get(local_day.weekday()))
-        assert parse_slot_id(slot_id(slot.start)) == slot.start
+        assert parse_slot_id(slot_id(slot.start)) == (slot.start, None, None)
         opening_of[slot.start] = (local_day, inside[0])
     # What is offered can be booked; one minute off the grid cannot (a sample, for speed).
     for slot in slots[:: max(1, len(slots) // 40)]:
@@ -224,9 +225,11 @@ def test_bookings_remove_exactly_the_conflicting_slots(
     scenario: tuple[AvailabilityRules, datetime, list[Interval]],
 ) -> None:
     rules, now, bookings = scenario
-    margin = timedelta(minutes=rules.buffer_minutes)
     open_slots = free_slots(rules, now, [])
-    expected = [s for s in open_slots if not any(overlaps(s, b, margin) for b in bookings)]
+    none = timedelta(0)
+    expected = [
+        s for s in open_slots if not any(overlaps(rules.blocked(s), b, none) for b in bookings)
+    ]
     assert free_slots(rules, now, bookings) == expected
     # Only the bookings inside the search window matter (what a store needs to fetch).
     window = search_window(rules, now)

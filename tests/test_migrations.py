@@ -486,45 +486,54 @@ def test_sqlite_overlap_trigger_refuses_raw_inserts(sqlite_path: Path) -> None:
             row[0]
             for row in conn.execute(
                 "SELECT name FROM sqlite_master"
-                " WHERE type = 'trigger' AND tbl_name = 'appointments'"
+                " WHERE type = 'trigger' AND tbl_name = 'resource_holds'"
             )
         }
-        assert {"appointments_no_overlap_insert", "appointments_no_overlap_update"} <= triggers
+        assert {"resource_holds_no_overlap_insert", "resource_holds_no_overlap_update"} <= triggers
         conn.execute(
             "INSERT INTO users (id, phone, created_at, updated_at)"
             " VALUES ('u1', '+14155550123', ?, ?)",
             (NOW, NOW),
         )
 
-        def insert(
-            id_: str, start: str, end: str, status: str = "confirmed", resource: str = "default"
+        def hold(
+            id_: str, start: str, end: str, active: bool = True, resource: str = "default"
         ) -> None:
             conn.execute(
-                "INSERT INTO appointments (id, user_id, resource, starts_at, ends_at, status,"
-                " created_at, updated_at) VALUES (?, 'u1', ?, ?, ?, ?, ?, ?)",
-                (id_, resource, start, end, status, NOW, NOW),
+                "INSERT OR IGNORE INTO appointments (id, user_id, resource, starts_at, ends_at,"
+                " status, created_at, updated_at) VALUES (?, 'u1', ?, ?, ?, ?, ?, ?)",
+                (id_, resource, start, end, "confirmed" if active else "cancelled", NOW, NOW),
+            )
+            conn.execute(
+                "INSERT INTO resource_holds (appointment_id, resource, blocked_from,"
+                " blocked_until, active) VALUES (?, ?, ?, ?, ?)",
+                (id_, resource, start, end, int(active)),
             )
 
-        insert("a1", T0, T30)
-        with pytest.raises(sqlite3.IntegrityError, match="appointments_no_overlap"):
-            insert("a2", T15, T45)
-        with pytest.raises(sqlite3.IntegrityError, match="appointments_no_overlap"):
-            insert("a3", T0, T30)
-        insert("a4", T30, T60)  # back to back is fine
-        insert("c1", T15, T45, status="cancelled")  # cancelled rows may overlap
-        insert("c2", T0, T30, status="cancelled")
-        insert("r1", T15, T45, resource="other")  # another resource
-        # Re-confirming a cancelled row that overlaps is refused too (the update trigger).
-        with pytest.raises(sqlite3.IntegrityError, match="appointments_no_overlap"):
-            conn.execute("UPDATE appointments SET status = 'confirmed' WHERE id = 'c1'")
-        with pytest.raises(sqlite3.IntegrityError, match="appointments_no_overlap"):
+        hold("a1", T0, T30)
+        with pytest.raises(sqlite3.IntegrityError, match="resource_holds_no_overlap"):
+            hold("a2", T15, T45)
+        with pytest.raises(sqlite3.IntegrityError, match="resource_holds_no_overlap"):
+            hold("a3", T0, T30)
+        hold("a4", T30, T60)  # back to back is fine
+        hold("c1", T15, T45, active=False)  # inactive holds (cancelled) may overlap
+        hold("c2", T0, T30, active=False)
+        hold("r1", T15, T45, resource="other")  # another resource
+        hold("a1", T0, T30, resource="room-1")  # one appointment, a second resource (a room)
+        # Re-activating an overlapping hold is refused too (the update trigger).
+        with pytest.raises(sqlite3.IntegrityError, match="resource_holds_no_overlap"):
+            conn.execute("UPDATE resource_holds SET active = 1 WHERE appointment_id = 'c1'")
+        with pytest.raises(sqlite3.IntegrityError, match="resource_holds_no_overlap"):
             conn.execute(
-                "UPDATE appointments SET starts_at = ?, ends_at = ? WHERE id = 'a4'", (T15, T45)
+                "UPDATE resource_holds SET blocked_from = ?, blocked_until = ?"
+                " WHERE appointment_id = 'a4'",
+                (T15, T45),
             )
-        confirmed = conn.execute(
-            "SELECT id FROM appointments WHERE status = 'confirmed' ORDER BY id"
+        active = conn.execute(
+            "SELECT appointment_id, resource FROM resource_holds WHERE active = 1"
+            " ORDER BY appointment_id, resource"
         ).fetchall()
-        assert confirmed == [("a1",), ("a4",), ("r1",)]
+        assert active == [("a1", "default"), ("a1", "room-1"), ("a4", "default"), ("r1", "other")]
     finally:
         conn.close()
 
@@ -533,14 +542,15 @@ def test_postgres_exclusion_constraint_refuses_raw_inserts(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT contype::text, pg_get_constraintdef(oid) FROM pg_constraint"
-            " WHERE conname = 'appointments_no_overlap' AND conrelid = 'appointments'::regclass"
+            " WHERE conname = 'resource_holds_no_overlap'"
+            " AND conrelid = 'resource_holds'::regclass"
         ).fetchone()
-        assert row is not None, "exclusion constraint appointments_no_overlap is missing"
+        assert row is not None, "exclusion constraint resource_holds_no_overlap is missing"
         contype, definition = row
         assert contype == "x"
         assert "gist" in definition
-        assert "tstzrange(starts_at, ends_at, '[)'::text) WITH &&" in definition
-        assert "status = 'confirmed'" in definition
+        assert "tstzrange(blocked_from, blocked_until, '[)'::text) WITH &&" in definition
+        assert "WHERE (active)" in definition
 
         conn.execute(
             "INSERT INTO users (id, phone, created_at, updated_at)"
@@ -548,27 +558,35 @@ def test_postgres_exclusion_constraint_refuses_raw_inserts(pg_url: str) -> None:
             (NOW, NOW),
         )
 
-        def insert(
-            id_: str, start: str, end: str, status: str = "confirmed", resource: str = "default"
+        def hold(
+            id_: str, start: str, end: str, active: bool = True, resource: str = "default"
         ) -> None:
             conn.execute(
                 "INSERT INTO appointments (id, user_id, resource, starts_at, ends_at, status,"
-                " created_at, updated_at) VALUES (%s, 'u1', %s, %s, %s, %s, %s, %s)",
-                (id_, resource, start, end, status, NOW, NOW),
+                " created_at, updated_at) VALUES (%s, 'u1', %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                (id_, resource, start, end, "confirmed" if active else "cancelled", NOW, NOW),
+            )
+            conn.execute(
+                "INSERT INTO resource_holds (appointment_id, resource, blocked_from,"
+                " blocked_until, active) VALUES (%s, %s, %s, %s, %s)",
+                (id_, resource, start, end, active),
             )
 
-        insert("a1", T0, T30)
+        hold("a1", T0, T30)
         with pytest.raises(psycopg.errors.ExclusionViolation):
-            insert("a2", T15, T45)
+            hold("a2", T15, T45)
         with pytest.raises(psycopg.errors.ExclusionViolation):
-            insert("a3", T0, T30)
-        insert("a4", T30, T60)  # back to back is fine: '[)' ranges
-        insert("c1", T15, T45, status="cancelled")  # cancelled rows may overlap
-        insert("c2", T0, T30, status="cancelled")
-        insert("r1", T15, T45, resource="other")  # another resource
+            hold("a3", T0, T30)
+        hold("a4", T30, T60)  # back to back is fine: '[)' ranges
+        hold("c1", T15, T45, active=False)  # inactive holds (cancelled) may overlap
+        hold("c2", T0, T30, active=False)
+        hold("r1", T15, T45, resource="other")  # another resource
+        hold("a1", T0, T30, resource="room-1")  # one appointment, a second resource (a room)
         with pytest.raises(psycopg.errors.ExclusionViolation):
-            conn.execute("UPDATE appointments SET status = 'confirmed' WHERE id = 'c1'")
-        confirmed = conn.execute(
-            "SELECT id FROM appointments WHERE status = 'confirmed' ORDER BY id"
+            conn.execute("UPDATE resource_holds SET active = true WHERE appointment_id = 'c1'")
+        active = conn.execute(
+            "SELECT appointment_id, resource FROM resource_holds WHERE active"
+            " ORDER BY appointment_id, resource"
         ).fetchall()
-        assert confirmed == [("a1",), ("a4",), ("r1",)]
+        assert active == [("a1", "default"), ("a1", "room-1"), ("a4", "default"), ("r1", "other")]

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import call, identified, key
 from voicebook.models import CallerRequest
-from voicebook.scheduling.availability import AvailabilityRules
+from voicebook.scheduling.availability import AvailabilityRules, Interval
 from voicebook.scheduling.errors import DomainError
 from voicebook.scheduling.hours import parse_hours
 from voicebook.scheduling.service import SchedulingService
@@ -244,9 +244,10 @@ async def test_database_refuses_partial_overlap(service: SchedulingService, stor
         created_at=start,
         updated_at=start,
     )
+    span = Interval(overlapping.starts_at, overlapping.ends_at)
     with pytest.raises(OverlapError):
         async with store.transaction() as tx:
-            await tx.insert_appointment(overlapping)
+            await tx.insert_appointment(overlapping, span)
     # A different rule set (20-minute grid) asking for 9:20 is refused the same way.
     rules = AvailabilityRules(
         zone=service.rules.zone, weekly=parse_hours("mon-fri 09:00-17:00"), slot_minutes=20
@@ -257,7 +258,7 @@ async def test_database_refuses_partial_overlap(service: SchedulingService, stor
     # Cancelled rows may overlap.
     overlapping.status = "cancelled"
     async with store.transaction() as tx:
-        await tx.insert_appointment(overlapping)
+        await tx.insert_appointment(overlapping, span)
 
 
 ERROR_CASES = [

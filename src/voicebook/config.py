@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 import platformdirs
+from dotenv import dotenv_values
 from pydantic import (
     AliasChoices,
     Field,
@@ -23,13 +31,31 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
+from voicebook.business_file import (
+    DEFAULT_FILE,
+    BusinessInfo,
+    FaqConfig,
+    ResourceConfig,
+    ServiceConfig,
+    check_references,
+    locate,
+    to_business,
+)
 from voicebook.scheduling.availability import AvailabilityRules
+from voicebook.scheduling.business import Business, single_calendar
 from voicebook.scheduling.cost import Prices
-from voicebook.scheduling.identity import VerificationPolicy
 from voicebook.scheduling.hours import HOURS_EXAMPLE, parse_closed_dates, parse_hours
+from voicebook.scheduling.identity import VerificationPolicy
 
 SUPABASE_CONNECTION_HINT = (
     "SUPABASE_URL/SUPABASE_KEY reach Supabase's REST API, which cannot give voicebook the "
@@ -162,6 +188,28 @@ class Settings(BaseSettings):
     horizon_days: int = Field(default=30, ge=1, le=730, description="How far ahead to book.")
     closed_dates: str = Field(default="", description="Comma-separated ISO dates, e.g. holidays.")
     resource: str = Field(default="default", description="Name of the calendar being booked.")
+
+    # --- the business file (voicebook.toml); see business_file.py -------------------------------
+    business_file: Path | None = Field(
+        default=None,
+        description="The business file (default: voicebook.toml in the working directory, if "
+        "there); the environment overrides any of its settings.",
+    )
+    business: Annotated[BusinessInfo | None, NoDecode] = Field(
+        default=None, description="The business's name, phone, address, website and greeting."
+    )
+    services: Annotated[list[ServiceConfig], NoDecode] = Field(
+        default_factory=list, description="Services: id, name, minutes, buffers, price."
+    )
+    staff: Annotated[list[ResourceConfig], NoDecode] = Field(
+        default_factory=list, description="Staff: id, name, services, weekly hours, closed dates."
+    )
+    rooms: Annotated[list[ResourceConfig], NoDecode] = Field(
+        default_factory=list, description="Rooms a service also needs (same fields as staff)."
+    )
+    faq: Annotated[list[FaqConfig], NoDecode] = Field(
+        default_factory=list, description="Questions and answers the receptionist may use."
+    )
 
     # --- server behaviour ------------------------------------------------------------------------
     session_idle_minutes: float = Field(
@@ -373,11 +421,50 @@ class Settings(BaseSettings):
         parse_hours(value)
         return value
 
-    @field_validator("closed_dates")
+    @field_validator("closed_dates", mode="before")
     @classmethod
-    def _check_closed(cls, value: str) -> str:
-        parse_closed_dates(value)
+    def _check_closed(cls, value: Any) -> Any:
+        if isinstance(value, list):  # the business file may list them
+            value = ",".join(str(item) for item in value)
+        if isinstance(value, str):
+            parse_closed_dates(value)
         return value
+
+    @field_validator("business", "services", "staff", "rooms", "faq", mode="before")
+    @classmethod
+    def _decode_tables(cls, value: Any, info: ValidationInfo) -> Any:
+        # From the business file these arrive as tables; from the environment as JSON, decoded
+        # here so that malformed JSON names the variable like any other bad value.
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            field = cls.model_fields[info.field_name or ""]
+            return field.get_default(call_default_factory=True)
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg})") from None
+
+    @model_validator(mode="after")
+    def _check_business(self) -> Settings:
+        check_references(self.services, self.staff, self.rooms)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment, then `.env`, then the business file."""
+        sources = [init_settings, env_settings, dotenv_settings]
+        path = business_file_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return (*sources, file_secret_settings)
 
     @field_validator("default_region")
     @classmethod
@@ -434,6 +521,16 @@ class Settings(BaseSettings):
         return key or None
 
     @cached_property
+    def business_model(self) -> Business:
+        """The business the receptionist books for: the business file's services, staff and
+        rooms, or one service on one calendar from the environment settings."""
+        if not self.services:
+            return single_calendar(self.rules, self.resource)
+        return to_business(
+            self.rules, self.business, self.services, self.staff, self.rooms, self.faq
+        )
+
+    @cached_property
     def verification_policy(self) -> VerificationPolicy:
         """How codes behave, from the VOICEBOOK_VERIFY_* settings."""
         return VerificationPolicy(
@@ -483,16 +580,42 @@ def variable_name(field_name: str) -> str:
     return f"VOICEBOOK_{field_name.upper()}"
 
 
+def business_file_path() -> Path | None:
+    """The business file to read: VOICEBOOK_BUSINESS_FILE (environment or `.env`), else
+    voicebook.toml in the working directory when it exists."""
+    named = os.environ.get("VOICEBOOK_BUSINESS_FILE", "").strip()
+    if not named and Path(".env").is_file():
+        named = (dotenv_values(".env").get("VOICEBOOK_BUSINESS_FILE") or "").strip()
+    if named:
+        return Path(named).expanduser()
+    default = Path(DEFAULT_FILE)
+    return default if default.is_file() else None
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    """Where a bad value came from: its variable, or `file:line` in the business file."""
+    field = str(loc[0]) if loc else ""
+    name = variable_name(field) if field in Settings.model_fields else field or "settings"
+    path = business_file_path()
+    if name in os.environ or path is None or not path.is_file():
+        return name
+    line = locate(path, loc)
+    if line is None:
+        return name
+    dotted = ".".join(str(part) for part in loc)
+    return f"{path}:{line}: {dotted}"
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build Settings, turning validation errors into one ConfigError naming every bad variable."""
+    """Build Settings, turning validation errors into one ConfigError naming every bad variable
+    (or the business file's line and field)."""
     try:
         return Settings(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{business_file_path()}: not valid TOML: {exc}") from None
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            where = str(error["loc"][0]) if error["loc"] else ""
-            # Fields read under an established name report that name (their alias) already.
-            name = variable_name(where) if where in Settings.model_fields else where or "settings"
             message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{name}: {message}")
+            lines.append(f"{_where(tuple(error['loc']))}: {message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

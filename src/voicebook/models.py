@@ -39,6 +39,9 @@ vouches for the number), verified (a one-time code sent to it came back), claime
 AppointmentStatus = Literal["confirmed", "cancelled", "rescheduled"]
 PartOfDay = Literal["morning", "afternoon", "evening"]
 CODE_DIGITS = 6
+PAGE_MAX = 500
+"""Most events (or tool calls) one GET of a session's log returns; clients page with `after`."""
+SLOT_ID_MAX = 160
 MAX_SLOTS = 200
 DEFAULT_SLOTS = 5
 
@@ -122,8 +125,13 @@ class Slot(WireModel):
     start: datetime
     end: datetime
     label: str = Field(
-        description="Speakable, in the business zone: 'Tuesday, December 2 at 3:00 PM'"
+        description="Speakable, in the business zone: 'Tuesday, December 2 at 3:00 PM' (and "
+        "'with Dr. Lee' when there is more than one staff member)"
     )
+    service: str | None = Field(default=None, description="The service's id.")
+    service_name: str | None = None
+    resource: str | None = Field(default=None, description="The staff member's (resource) id.")
+    resource_name: str | None = None
 
 
 class Appointment(WireModel):
@@ -134,6 +142,11 @@ class Appointment(WireModel):
     name: str | None = None
     notes: str | None = None
     label: str
+    service: str | None = None
+    service_name: str | None = None
+    resource: str | None = Field(default=None, description="The staff member (resource) id.")
+    resource_name: str | None = None
+    room: str | None = Field(default=None, description="The room it also holds, if any.")
 
 
 class User(WireModel):
@@ -200,6 +213,12 @@ class VerifyCallerResponse(WireModel):
 
 
 class FetchSlotsRequest(Request):
+    service: str | None = Field(
+        default=None, max_length=100, description="Service id or name (default: the first)."
+    )
+    staff: str | None = Field(
+        default=None, max_length=100, description="Staff id or name; leave out for anyone."
+    )
     date: LocalDate | None = Field(default=None, description="Local date in the business zone.")
     part_of_day: PartOfDay | None = None
     limit: int = Field(default=DEFAULT_SLOTS, ge=1, le=MAX_SLOTS)
@@ -211,9 +230,15 @@ class FetchSlotsResponse(WireModel):
 
 
 class BookAppointmentRequest(Request):
-    slot_id: str | None = Field(default=None, max_length=64)
+    slot_id: str | None = Field(default=None, max_length=SLOT_ID_MAX)
     start: Instant | None = Field(
         default=None, description="ISO 8601; without an offset it is read in the business zone."
+    )
+    service: str | None = Field(
+        default=None, max_length=100, description="With `start`: the service (default: the first)."
+    )
+    staff: str | None = Field(
+        default=None, max_length=100, description="With `start`: the staff member (or anyone)."
     )
     name: str | None = Field(default=None, max_length=200)
     notes: str | None = Field(default=None, max_length=2000)
@@ -261,8 +286,13 @@ class CancelAppointmentResponse(WireModel):
 class ModifyAppointmentRequest(Request):
     appointment_id: str | None = Field(default=None, max_length=64)
     start: Instant | None = Field(default=None, description="Start of the appointment to move.")
-    new_slot_id: str | None = Field(default=None, max_length=64)
+    new_slot_id: str | None = Field(default=None, max_length=SLOT_ID_MAX)
     new_start: Instant | None = None
+    staff: str | None = Field(
+        default=None,
+        max_length=100,
+        description="With `new_start`: move to this staff member (default: the same one if free).",
+    )
 
     @model_validator(mode="after")
     def _targets(self) -> ModifyAppointmentRequest:

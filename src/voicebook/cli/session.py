@@ -41,7 +41,6 @@ SessionOpt = Annotated[
     ),
 ]
 EXIT_INTERRUPTED = 130
-PAGE = 1000
 """Events per GET of the log (the server's largest page)."""
 
 
@@ -229,6 +228,8 @@ def events(
 ) -> None:
     """A session's event timeline: time, type, tool name/status/detail… (GET the log, or
     --follow it live)."""
+    from voicebook.models import PAGE_MAX
+
     session_id = _session_id(session_id, session)
     with remote.connect(url, api_key) as vb:
         if follow:
@@ -239,9 +240,9 @@ def events(
             log: list[Event] = []
             last = after
             while True:
-                page = vb.session_events(session_id, after=last, limit=PAGE)
+                page = vb.session_events(session_id, after=last, limit=PAGE_MAX)
                 log.extend(page)
-                if len(page) < PAGE:
+                if len(page) < PAGE_MAX:
                     return log
                 last = page[-1].id
 

@@ -55,9 +55,12 @@ class AvailabilityRules:
     weekly: WeeklyHours
     slot_minutes: int = 30
     buffer_minutes: int = 0
+    """Time kept free after each appointment (a service's buffer after)."""
     min_notice_minutes: int = 0
     horizon_days: int = 30
     closed_dates: frozenset[date] = field(default_factory=frozenset)
+    buffer_before_minutes: int = 0
+    """Time kept free before each appointment (a service's buffer before)."""
 
     # Cached: the slot loops read these once per slot.
     @cached_property
@@ -69,9 +72,22 @@ class AvailabilityRules:
         return timedelta(minutes=self.buffer_minutes)
 
     @cached_property
+    def buffer_before(self) -> timedelta:
+        return timedelta(minutes=self.buffer_before_minutes)
+
+    @cached_property
+    def step_minutes(self) -> int:
+        return self.buffer_before_minutes + self.slot_minutes + self.buffer_minutes
+
+    @cached_property
     def step(self) -> timedelta:
-        """Distance between slot starts, so on-grid bookings never violate the buffer."""
-        return timedelta(minutes=self.slot_minutes + self.buffer_minutes)
+        """Distance between slot starts, so on-grid bookings never violate the buffers."""
+        return timedelta(minutes=self.step_minutes)
+
+    def blocked(self, slot: Interval) -> Interval:
+        """What an appointment in `slot` keeps its resource from: its buffers included. The
+        database refuses two overlapping blocked spans of one resource (DESIGN §5)."""
+        return Interval(slot.start - self.buffer_before, slot.end + self.buffer)
 
     def earliest(self, now: datetime) -> datetime:
         """The first instant a slot may start (minimum notice)."""
@@ -97,6 +113,10 @@ class BusyIndex:
         for interval in ordered:
             running = interval.end if running is None or interval.end > running else running
             self._max_end.append(running)
+
+    def count_starting(self, start: datetime, end: datetime) -> int:
+        """How many bookings start in [start, end)."""
+        return bisect.bisect_left(self._starts, end) - bisect.bisect_left(self._starts, start)
 
     def conflicts(self, slot: Interval, margin: timedelta) -> bool:
         """True when `slot`, widened by `margin` on both sides, overlaps a booking."""
@@ -149,11 +169,15 @@ def range_bounds(rules: AvailabilityRules, day: date, opening: TimeRange) -> Int
 
 
 def day_grid(rules: AvailabilityRules, day: date) -> list[Interval]:
-    """Every slot the weekly hours put on local `day`, ignoring closures, notice and bookings."""
+    """Every slot the weekly hours put on local `day`, ignoring closures, notice and bookings.
+
+    The first slot of a range starts after its buffer before, so the whole blocked span lies in
+    opening hours; the buffer after may run past the range's end (clean-up after the last one).
+    """
     slots: list[Interval] = []
     for opening in rules.weekly.get(day.weekday(), ()):
         bounds = range_bounds(rules, day, opening)
-        start = bounds.start
+        start = bounds.start + rules.buffer_before
         while start + rules.slot_length <= bounds.end:
             slots.append(Interval(start, start + rules.slot_length))
             start += rules.step
@@ -181,7 +205,7 @@ def search_window(
         end = min(rules.latest(now), before or rules.latest(now)) + rules.slot_length
     else:
         start, end = to_utc(rules, on, 0), to_utc(rules, on, 24 * 60)
-    return Interval(start - rules.buffer, end + rules.buffer)
+    return Interval(start - rules.buffer_before, end + rules.buffer)
 
 
 def iter_free_slots(
@@ -214,7 +238,7 @@ def iter_free_slots(
                     continue
                 if part_of_day is not None and not _in_part_of_day(rules, slot.start, part_of_day):
                     continue
-                if not index.conflicts(slot, rules.buffer):
+                if not index.conflicts(rules.blocked(slot), timedelta(0)):
                     yield slot
         day += timedelta(days=1)
 
@@ -235,6 +259,18 @@ def free_slots(
         rules, now, busy, on=on, part_of_day=part_of_day, not_before=not_before, before=before
     )
     return list(islice(found, limit))
+
+
+def is_open(rules: AvailabilityRules, slot: Interval) -> bool:
+    """True when one opening range of the slot's local day holds the whole slot (a room's hours
+    must cover the appointment that also needs it)."""
+    day = local_date(rules, slot.start)
+    if day in rules.closed_dates:
+        return False
+    return any(
+        bounds.start <= slot.start and slot.end <= bounds.end
+        for bounds in (range_bounds(rules, day, r) for r in rules.weekly.get(day.weekday(), ()))
+    )
 
 
 def check_bookable(rules: AvailabilityRules, now: datetime, start: datetime) -> Interval:
@@ -258,15 +294,15 @@ def check_bookable(rules: AvailabilityRules, now: datetime, start: datetime) -> 
     opening = next((b for b in openings if b.start <= start < b.end), None)
     if opening is None:
         raise OutsideHours(f"{label(rules, start)} is outside our opening hours.")
-    # On the grid: a whole number of steps after the range's start, with room for the slot.
-    on_step = (start - opening.start) % rules.step == timedelta(0)
+    # On the grid: a whole number of steps after the range's first start, with room for the slot.
+    on_step = (start - opening.start - rules.buffer_before) % rules.step == timedelta(0)
     if on_step and start + rules.slot_length <= opening.end:
         return Interval(start, start + rules.slot_length)
     grid = day_grid(rules, day)
     nearby = sorted(grid, key=lambda slot: abs(slot.start - start))[:2]
     suggestions = " or ".join(time_label(rules, slot.start) for slot in sorted(nearby))
     raise NotOnGrid(
-        f"Appointments start every {_duration_words(rules.slot_minutes + rules.buffer_minutes)}"
+        f"Appointments start every {_duration_words(rules.step_minutes)}"
         + (f"; the nearest times are {suggestions}." if suggestions else ".")
     )
 
@@ -306,19 +342,25 @@ def label(rules: AvailabilityRules, instant: datetime) -> str:
     return f"{day_label(local.date())} at {_clock_text(local)}"
 
 
-def slot_id(start: datetime) -> str:
-    """Opaque, stable id of the slot starting at `start` (its UTC start, minute precision)."""
-    return _SLOT_ID_PREFIX + start.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+def slot_id(start: datetime, service: str | None = None, resource: str | None = None) -> str:
+    """Opaque, stable id of the slot starting at `start` (its UTC start, minute precision), and
+    of the service and resource it is for when the business has more than one."""
+    text = _SLOT_ID_PREFIX + start.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+    if service is not None and resource is not None:
+        text += f".{service}.{resource}"
+    return text
 
 
-def parse_slot_id(value: str) -> datetime:
-    """The start instant a `slot_id` stands for; InvalidInput when it is not one of ours."""
+def parse_slot_id(value: str) -> tuple[datetime, str | None, str | None]:
+    """(start, service id, resource id) of a `slot_id`; InvalidInput when it is not one of ours."""
+    moment, _, rest = value.partition(".")
+    service, _, resource = rest.partition(".")
     try:
-        if not value.startswith(_SLOT_ID_PREFIX):
+        if not moment.startswith(_SLOT_ID_PREFIX) or bool(service) != bool(resource):
             raise ValueError(value)
-        parsed = datetime.strptime(value[len(_SLOT_ID_PREFIX) :], "%Y%m%dT%H%MZ")
+        parsed = datetime.strptime(moment[len(_SLOT_ID_PREFIX) :], "%Y%m%dT%H%MZ")
     except ValueError:
         raise InvalidInput(
             "That slot id is not one I gave out; please pick a slot from the list."
         ) from None
-    return parsed.replace(tzinfo=UTC)
+    return parsed.replace(tzinfo=UTC), service or None, resource or None

@@ -197,9 +197,7 @@ class TooManyCodes(DomainError):
 class VerificationUnavailable(DomainError):
     code = "verification_unavailable"
     status = 503
-    default_message = (
-        "I can't send a code right now; I can still book a new appointment for you."
-    )
+    default_message = "I can't send a code right now; I can still book a new appointment for you."
 
 
 ERROR_CLASSES: dict[str, type[DomainError]] = {

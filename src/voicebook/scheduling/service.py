@@ -35,6 +35,7 @@ from voicebook.models import (
     unstorable_text,
 )
 from voicebook.scheduling import availability as av
+from voicebook.scheduling.business import Business, single_calendar
 from voicebook.scheduling.cost import Prices, merge_usage
 from voicebook.scheduling.errors import (
     DomainError,
@@ -124,14 +125,15 @@ class SchedulingService(ToolHandlers):
         prices: Prices | None = None,
         verifier: Verifier | None = None,
         policy: VerificationPolicy | None = None,
+        business: Business | None = None,
     ) -> None:
         self.store = store
+        self.business = business or single_calendar(rules, resource)
         self.verifier = verifier
         self.policy = policy or VerificationPolicy()
-        self.rules = rules
+        self.rules = self.business.rules
         self.prices = prices or Prices()
         self.default_region = default_region
-        self.resource = resource
         self.clock = clock
         self.publish = publish
         self._handlers: dict[str, Callable[..., Awaitable[_Done]]] = {
@@ -147,9 +149,7 @@ class SchedulingService(ToolHandlers):
 
     # --- sessions -------------------------------------------------------------------------------
 
-    async def start_session(
-        self, caller: CallerRequest | None = None
-    ) -> SessionRecord:
+    async def start_session(self, caller: CallerRequest | None = None) -> SessionRecord:
         """A new session; with `caller` (a signed-in back-end's user) it starts trusted."""
         now = self.clock()
         phone = normalize_phone(caller.phone, self.default_region) if caller else None

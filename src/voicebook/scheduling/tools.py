@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from datetime import date, datetime, timezone
+from typing import Any, NoReturn
 
 from voicebook.models import (
     Appointment,
@@ -35,11 +35,11 @@ from voicebook.models import (
     WireModel,
 )
 from voicebook.scheduling import availability as av
+from voicebook.scheduling.business import Business, Resource, Service
 from voicebook.scheduling.cost import Prices, price
 from voicebook.scheduling.errors import (
     AlreadyCancelled,
     CallerFixed,
-    Closed,
     CodeExpired,
     DomainError,
     InPast,
@@ -48,7 +48,6 @@ from voicebook.scheduling.errors import (
     NotFound,
     NotIdentified,
     SlotTaken,
-    TooFar,
     TooManyAttempts,
     VerificationRequired,
     WrongCode,
@@ -62,6 +61,7 @@ from voicebook.scheduling.identity import (
 )
 from voicebook.scheduling.ids import new_appointment_id, new_code_id, new_user_id
 from voicebook.scheduling.phone import mask_phone, normalize_phone
+from voicebook.scheduling.slots import Offer, SlotFinder
 from voicebook.scheduling.summary import build_summary
 from voicebook.store.base import (
     AppointmentRecord,
@@ -75,8 +75,6 @@ from voicebook.store.base import (
 
 ALTERNATIVES = 3
 """How many next free slots a `slot_taken` error offers."""
-FIRST_SPAN = timedelta(days=2)
-"""How far ahead a slot search first looks before widening (see `_free`)."""
 
 
 @dataclass
@@ -112,8 +110,8 @@ class ToolHandlers:
     """The tools' rules. A handler gets (tx, session, caller, request, now) and returns `_Done`."""
 
     store: Store
+    business: Business
     rules: av.AvailabilityRules
-    resource: str
     default_region: str
     prices: Prices
     clock: Callable[[], datetime]
@@ -158,7 +156,16 @@ class ToolHandlers:
             and (since is None or a.ends_at > since)
         ]
 
+    def _with(self, resource_id: str) -> str:
+        """' with Dr. Lee' when the business has more than one staff member to choose from."""
+        if len(self.business.staff) < 2:
+            return ""
+        resource = self.business.resource(resource_id)
+        return f" with {resource.name}" if resource is not None else ""
+
     def _appointment(self, record: AppointmentRecord) -> Appointment:
+        service = next((s for s in self.business.services if s.id == record.service), None)
+        resource = self.business.resource(record.resource)
         return Appointment(
             id=record.id,
             start=record.starts_at,
@@ -166,15 +173,29 @@ class ToolHandlers:
             status=record.status,
             name=record.name,
             notes=record.notes,
-            label=av.label(self.rules, record.starts_at),
+            label=av.label(self.rules, record.starts_at) + self._with(record.resource),
+            service=record.service,
+            service_name=service.name if service else None,
+            resource=record.resource,
+            resource_name=resource.name if resource else None,
+            room=record.room,
         )
 
-    def _slot(self, interval: av.Interval) -> Slot:
+    def _slot(self, offer: Offer) -> Slot:
+        single = self.business.single
         return Slot(
-            slot_id=av.slot_id(interval.start),
-            start=interval.start.astimezone(self.rules.zone),
-            end=interval.end.astimezone(self.rules.zone),
-            label=av.label(self.rules, interval.start),
+            slot_id=av.slot_id(
+                offer.slot.start,
+                None if single else offer.service.id,
+                None if single else offer.resource.id,
+            ),
+            start=offer.slot.start.astimezone(self.rules.zone),
+            end=offer.slot.end.astimezone(self.rules.zone),
+            label=av.label(self.rules, offer.slot.start) + self._with(offer.resource.id),
+            service=offer.service.id,
+            service_name=offer.service.name,
+            resource=offer.resource.id,
+            resource_name=offer.resource.name,
         )
 
     def _instant(self, value: datetime) -> datetime:
@@ -183,89 +204,64 @@ class ToolHandlers:
             value = value.replace(tzinfo=self.rules.zone)
         return value.astimezone(timezone.utc)
 
-    def _requested_start(self, slot_id: str | None, start: datetime | None) -> datetime:
-        if slot_id is not None:
-            return av.parse_slot_id(slot_id)
-        assert start is not None  # the request model requires one of the two
-        return self._instant(start)
-
-    async def _free(
+    def _target(
         self,
-        tx: StoreTransaction,
-        now: datetime,
-        limit: int,
-        *,
-        on: date | None = None,
-        part_of_day: str | None = None,
-        not_before: datetime | None = None,
-    ) -> list[av.Interval]:
-        """Up to `limit` free slots, reading only the bookings of the span it needs.
-
-        Across the horizon it looks a couple of days ahead first and widens the span only when
-        that does not yield `limit` slots, so the cost follows the answer, not the calendar.
-        """
-        rules = self.rules
-        if on is not None:
-            busy = await tx.busy_between(self.resource, av.search_window(rules, now, on))
-            return av.free_slots(
-                rules, now, busy, on=on, part_of_day=part_of_day, limit=limit, not_before=not_before
-            )
-        start = max(rules.earliest(now), not_before or rules.earliest(now))
-        latest, span = rules.latest(now), FIRST_SPAN
-        while True:
-            before = min(start + span, latest)
-            window = av.search_window(rules, now, not_before=start, before=before)
-            busy = await tx.busy_between(self.resource, window)
-            slots = av.free_slots(
-                rules, now, busy, part_of_day=part_of_day, limit=limit, not_before=start,
-                before=before,
-            )  # fmt: skip
-            if len(slots) >= limit or before >= latest:
-                return slots
-            span *= 4
+        slot_id: str | None,
+        start: datetime | None,
+        service: str | None,
+        staff: str | None,
+    ) -> tuple[datetime, Service, list[Resource]]:
+        """What a booking asks for: the start, the service and the staff it may go to (the one
+        a slot names, the one asked for, or everyone who offers the service)."""
+        if slot_id is not None:
+            moment, service_id, resource_id = av.parse_slot_id(slot_id)
+            chosen = self.business.service(service_id)
+            people = self.business.staff_for(chosen, resource_id)
+            return moment, chosen, people
+        assert start is not None  # the request model requires one of the two
+        chosen = self.business.service(service)
+        return self._instant(start), chosen, self.business.staff_for(chosen, staff)
 
     async def _alternatives(
-        self, tx: StoreTransaction, now: datetime, after: datetime
+        self, finder: SlotFinder, service: Service, after: datetime
     ) -> list[dict[str, Any]]:
-        slots = await self._free(tx, now, ALTERNATIVES, not_before=after)
-        if not slots:
-            slots = await self._free(tx, now, ALTERNATIVES)
-        return [self._slot(s).model_dump(mode="json") for s in slots]
+        staff = self.business.staff_for(service)
+        offers = await finder.find(service, staff, ALTERNATIVES, not_before=after)
+        if not offers:
+            offers = await finder.find(service, staff, ALTERNATIVES)
+        return [self._slot(offer).model_dump(mode="json") for offer in offers]
 
-    async def _ensure_free(
-        self,
-        tx: StoreTransaction,
-        slot: av.Interval,
-        now: datetime,
-        ignore: AppointmentRecord | None = None,
-    ) -> None:
-        """Refuse a slot that a booking (buffer included) already covers.
-
-        Without a buffer the database's overlap guard is the whole check, so no query is needed.
-        """
-        if not self.rules.buffer_minutes:
-            return
-        window = av.Interval(slot.start - self.rules.buffer, slot.end + self.rules.buffer)
-        busy = await tx.busy_between(self.resource, window)
-        if ignore is not None:
-            busy = [b for b in busy if (b.start, b.end) != (ignore.starts_at, ignore.ends_at)]
-        if av.BusyIndex(busy).conflicts(slot, self.rules.buffer):
-            await self._slot_taken(tx, slot, now)
-
-    async def _slot_taken(self, tx: StoreTransaction, slot: av.Interval, now: datetime) -> None:
-        alternatives = await self._alternatives(tx, now, slot.start)
+    async def _slot_taken(self, finder: SlotFinder, service: Service, start: datetime) -> NoReturn:
+        alternatives = await self._alternatives(finder, service, start)
         offer = ", ".join(a["label"] for a in alternatives)
         raise SlotTaken(
-            f"Sorry, {av.label(self.rules, slot.start)} is already taken."
+            f"Sorry, {av.label(self.rules, start)} is already taken."
             + (f" The next free times are {offer}." if offer else ""),
             alternatives=alternatives,
         )
 
-    async def _insert(self, tx: StoreTransaction, record: AppointmentRecord, now: datetime) -> None:
+    async def _book(
+        self,
+        tx: StoreTransaction,
+        now: datetime,
+        target: tuple[datetime, Service, list[Resource]],
+        make: Callable[[Offer], AppointmentRecord],
+    ) -> AppointmentRecord:
+        """Find the offer for `target`, insert what `make` builds from it with its holds, and
+        turn any refusal (taken now, or refused by the database under a race) into
+        `slot_taken` with the next free times."""
+        start, service, staff = target
+        finder = SlotFinder(self.business, tx, now)
+        offer = await finder.offer_at(service, staff, start)
+        if offer is None:
+            await self._slot_taken(finder, service, start)
+        assert offer is not None
+        record = make(offer)
         try:
-            await tx.insert_appointment(record)
+            await tx.insert_appointment(record, offer.blocked)
         except OverlapError:
-            await self._slot_taken(tx, av.Interval(record.starts_at, record.ends_at), now)
+            await self._slot_taken(finder, service, start)
+        return record
 
     async def _owned(
         self,
@@ -446,25 +442,39 @@ class ToolHandlers:
             raise TooManyAttempts()
 
     async def available_slots(
-        self, *, on: date | None = None, part_of_day: str | None = None, limit: int = 5
+        self,
+        *,
+        on: date | None = None,
+        part_of_day: str | None = None,
+        limit: int = 5,
+        service: str | None = None,
+        staff: str | None = None,
     ) -> FetchSlotsResponse:
         """Free slots without a session (the `voicebook slots` listing)."""
         async with self.store.transaction(write=False) as tx:
-            return await self._find_slots(tx, on, part_of_day, limit, self.clock())
+            return await self._find_slots(
+                tx, self.clock(), on=on, part_of_day=part_of_day, limit=limit, service=service,
+                staff=staff,
+            )  # fmt: skip
 
     async def _find_slots(
         self,
         tx: StoreTransaction,
+        now: datetime,
+        *,
         on: date | None,
         part_of_day: str | None,
         limit: int,
-        now: datetime,
+        service: str | None,
+        staff: str | None,
     ) -> FetchSlotsResponse:
-        if on is not None:
-            self._check_day(on, now)
-        slots = await self._free(tx, now, limit, on=on, part_of_day=part_of_day)
+        chosen = self.business.service(service)
+        people = self.business.staff_for(chosen, staff)
+        offers = await SlotFinder(self.business, tx, now).find(
+            chosen, people, limit, on=on, part_of_day=part_of_day
+        )
         return FetchSlotsResponse(
-            slots=[self._slot(s) for s in slots], timezone=self.rules.zone.key
+            slots=[self._slot(offer) for offer in offers], timezone=self.rules.zone.key
         )
 
     async def _fetch_slots(
@@ -475,22 +485,16 @@ class ToolHandlers:
         req: FetchSlotsRequest,
         now: datetime,
     ) -> _Done:
-        response = await self._find_slots(tx, req.date, req.part_of_day, req.limit, now)
+        response = await self._find_slots(
+            tx, now, on=req.date, part_of_day=req.part_of_day, limit=req.limit,
+            service=req.service, staff=req.staff,
+        )  # fmt: skip
         if response.slots:
             count = len(response.slots)
             detail = f"Found {count} free slot{'s' * (count != 1)} from {response.slots[0].label}."
         else:
             detail = "No free slots" + (f" on {av.day_label(req.date)}." if req.date else ".")
         return _Done(response, detail)
-
-    def _check_day(self, day: date, now: datetime) -> None:
-        today = av.local_date(self.rules, now)
-        if day < today:
-            raise InPast(f"{av.day_label(day)} has already passed.")
-        if day > av.local_date(self.rules, self.rules.latest(now)):
-            raise TooFar(f"We only book up to {self.rules.horizon_days} days ahead.")
-        if day in self.rules.closed_dates or not self.rules.weekly.get(day.weekday()):
-            raise Closed(f"We're closed on {av.day_label(day)}.")
 
     async def _book_appointment(
         self,
@@ -501,27 +505,60 @@ class ToolHandlers:
         now: datetime,
     ) -> _Done:
         user = self._caller(caller)
-        slot = av.check_bookable(self.rules, now, self._requested_start(req.slot_id, req.start))
-        await self._ensure_free(tx, slot, now)
-        record = AppointmentRecord(
-            id=new_appointment_id(),
-            user_id=user.id,
-            resource=self.resource,
-            starts_at=slot.start,
-            ends_at=slot.end,
-            status="confirmed",
-            name=req.name or session.caller_name or (user.name if self._proved(session) else None),
-            notes=req.notes,
-            session_id=session.id,
-            created_at=now,
-            updated_at=now,
-        )
-        await self._insert(tx, record, now)
+        target = self._target(req.slot_id, req.start, req.service, req.staff)
+        held = await self._already_held(tx, session, user, target)
+        if held is not None:  # the same caller booking the slot they hold: that appointment
+            appointment = self._appointment(held)
+            return _Done(
+                BookAppointmentResponse(appointment=appointment),
+                f"{appointment.label} was already booked for {mask_phone(user.phone)}.",
+            )
+
+        def make(offer: Offer) -> AppointmentRecord:
+            return AppointmentRecord(
+                id=new_appointment_id(),
+                user_id=user.id,
+                resource=offer.resource.id,
+                starts_at=offer.slot.start,
+                ends_at=offer.slot.end,
+                status="confirmed",
+                name=req.name
+                or session.caller_name
+                or (user.name if self._proved(session) else None),
+                notes=req.notes,
+                session_id=session.id,
+                created_at=now,
+                updated_at=now,
+                service=offer.service.id,
+                room=offer.room.id if offer.room else None,
+            )
+
+        record = await self._book(tx, now, target, make)
         appointment = self._appointment(record)
         return _Done(
             BookAppointmentResponse(appointment=appointment),
             f"Booked {appointment.label} for {mask_phone(user.phone)}.",
         )
+
+    async def _already_held(
+        self,
+        tx: StoreTransaction,
+        session: SessionRecord,
+        user: UserRecord,
+        target: tuple[datetime, Service, list[Resource]],
+    ) -> AppointmentRecord | None:
+        """The caller's confirmed appointment of this service at this start with one of these
+        staff, if any (a real provider's retried request carries a new tool-call id). Before
+        the number is proved, only one this session booked counts."""
+        start, service, staff = target
+        record = await tx.find_appointment_at(user.id, start)
+        if record is None or record.status != "confirmed" or record.service != service.id:
+            return None
+        if record.resource not in {person.id for person in staff}:
+            return None
+        if not self._proved(session) and record.session_id != session.id:
+            return None
+        return record
 
     async def _retrieve_appointments(
         self,
@@ -579,32 +616,36 @@ class ToolHandlers:
         user = self._caller(caller)
         old = await self._owned(tx, session, user, req.appointment_id, req.start)
         self._changeable(old, now)
-        slot = av.check_bookable(
-            self.rules, now, self._requested_start(req.new_slot_id, req.new_start)
-        )
-        if slot.start == old.starts_at:
-            raise InvalidInput(
-                f"Your appointment is already on {av.label(self.rules, slot.start)}."
-            )
-        await self._ensure_free(tx, slot, now, ignore=old)
+        start, service, staff = self._target(req.new_slot_id, req.new_start, old.service, req.staff)
+        if req.new_slot_id is None and req.staff is None:
+            # Same person if they are free then, else anyone who gives the service.
+            same = [p for p in staff if p.id == old.resource]
+            staff = same + [p for p in staff if p.id != old.resource]
+        if start == old.starts_at and old.resource in {p.id for p in staff[:1]}:
+            raise InvalidInput(f"Your appointment is already on {av.label(self.rules, start)}.")
         # Free the old time first so a move into an overlapping slot is allowed; if the insert is
         # refused, the whole transaction rolls back and the original stays exactly as it was.
         await tx.set_appointment_status(old.id, "rescheduled", now, "rescheduled")
-        new = AppointmentRecord(
-            id=new_appointment_id(),
-            user_id=user.id,
-            resource=old.resource,
-            starts_at=slot.start,
-            ends_at=slot.end,
-            status="confirmed",
-            name=old.name,
-            notes=old.notes,
-            session_id=session.id,
-            created_at=now,
-            updated_at=now,
-            rescheduled_from=old.id,
-        )
-        await self._insert(tx, new, now)
+
+        def make(offer: Offer) -> AppointmentRecord:
+            return AppointmentRecord(
+                id=new_appointment_id(),
+                user_id=user.id,
+                resource=offer.resource.id,
+                starts_at=offer.slot.start,
+                ends_at=offer.slot.end,
+                status="confirmed",
+                name=old.name,
+                notes=old.notes,
+                session_id=session.id,
+                created_at=now,
+                updated_at=now,
+                rescheduled_from=old.id,
+                service=offer.service.id,
+                room=offer.room.id if offer.room else None,
+            )
+
+        new = await self._book(tx, now, (start, service, staff), make)
         old.status, old.updated_at = "rescheduled", now
         previous, appointment = self._appointment(old), self._appointment(new)
         return _Done(

@@ -201,17 +201,22 @@ def verify_caller(
 def fetch_slots(
     session_id: str,
     *,
+    service: str | None = None,
+    staff: str | None = None,
     date: Date | str | None = None,
     part_of_day: PartOfDay | None = None,
     limit: int | None = None,
     idempotency_key: str | None = None,
 ) -> Call[FetchSlotsResponse]:
-    """Free slots, soonest first: on local `date` (business zone) if given, optionally only the
+    """Free slots, soonest first, of `service` (id or name; default the first) with `staff`
+    (id or name; default anyone): on local `date` (business zone) if given, optionally only the
     `part_of_day` ("morning", "afternoon", "evening"), at most `limit` (server default 5)."""
     return _tool(
         "fetch_slots",
         session_id,
         idempotency_key,
+        service=service,
+        staff=staff,
         date=date,
         part_of_day=part_of_day,
         limit=limit,
@@ -223,11 +228,14 @@ def book_appointment(
     *,
     slot_id: str | None = None,
     start: datetime | str | None = None,
+    service: str | None = None,
+    staff: str | None = None,
     name: str | None = None,
     notes: str | None = None,
     idempotency_key: str | None = None,
 ) -> Call[BookAppointmentResponse]:
-    """Book the identified caller into `slot_id` (from `fetch_slots`) or at `start`.
+    """Book the identified caller into `slot_id` (from `fetch_slots`; it names the service and
+    staff member) or at `start` (of `service` with `staff`, or anyone who offers it).
 
     Taken: `SlotTaken` with `.alternatives`; not identified yet: `NotIdentified`; a time that
     cannot be booked: an `InvalidInput` (`InPast`, `OutsideHours`, `NotOnGrid`...)."""
@@ -237,6 +245,8 @@ def book_appointment(
         idempotency_key,
         slot_id=slot_id,
         start=start,
+        service=service,
+        staff=staff,
         name=name,
         notes=notes,
     )
@@ -290,10 +300,12 @@ def modify_appointment(
     start: datetime | str | None = None,
     new_slot_id: str | None = None,
     new_start: datetime | str | None = None,
+    staff: str | None = None,
     idempotency_key: str | None = None,
 ) -> Call[ModifyAppointmentResponse]:
-    """Move one of the caller's appointments (by id or start) to `new_slot_id` or `new_start`,
-    in one transaction: if the new time is taken (`SlotTaken`) the old one is untouched."""
+    """Move one of the caller's appointments (by id or start) to `new_slot_id` or `new_start`
+    (with `staff`, else the same person when free), in one transaction: if the new time is taken
+    (`SlotTaken`) the old one is untouched."""
     return _tool(
         "modify_appointment",
         session_id,
@@ -302,6 +314,7 @@ def modify_appointment(
         start=start,
         new_slot_id=new_slot_id,
         new_start=new_start,
+        staff=staff,
     )
 
 

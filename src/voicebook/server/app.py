@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store,
         settings.rules,
         default_region=settings.default_region,
-        resource=settings.resource,
+        business=settings.business_model,
         prices=settings.prices,
         publish=metrics.counting(bus.publish),
         verifier=create_verifier(settings),

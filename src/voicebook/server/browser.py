@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from voicebook.models import (
+    PAGE_MAX,
     CallerRequest,
     EndSessionResponse,
     ErrorBody,
@@ -43,7 +44,6 @@ __all__ = ["MAX_EVENT_ID", "SESSION_ID", "envelope_json", "router"]
 
 MAX_EVENT_ID = 2**62
 """Larger `after` values cannot be event ids (and would overflow the databases' integers)."""
-PAGE_MAX = 500
 """The most events (or tool calls) one read returns: what a request costs stays bounded."""
 
 

@@ -75,6 +75,9 @@ class AppointmentRecord:
     cancel_reason: str | None = None
     cancelled_at: datetime | None = None
     rescheduled_from: str | None = None
+    service: str = "appointment"
+    room: str | None = None
+    """The room this appointment also holds, when its service needs one."""
 
 
 @dataclass
@@ -155,7 +158,10 @@ class StoreTransaction(Protocol):
         self, phone: str, name: str | None, now: datetime, *, new_id: str
     ) -> tuple[UserRecord, bool]: ...
     async def busy_between(self, resource: str, window: Interval) -> list[Interval]: ...
-    async def insert_appointment(self, record: AppointmentRecord) -> None: ...
+    async def busy_for(
+        self, resources: Sequence[str], window: Interval
+    ) -> dict[str, list[Interval]]: ...
+    async def insert_appointment(self, record: AppointmentRecord, blocked: Interval) -> None: ...
     async def get_appointment(self, appointment_id: str) -> AppointmentRecord | None: ...
     async def find_appointment_at(
         self, user_id: str, start: datetime

@@ -36,11 +36,14 @@ TIMESTAMP_COLUMNS = frozenset(
         "cancelled_at",
         "expires_at",
         "verified_at",
+        "blocked_from",
+        "blocked_until",
     }
 )
 JSON_COLUMNS = frozenset({"summary", "preferences", "payload", "body", "usage"})
-MAX_APPOINTMENT = timedelta(days=1)
-"""Upper bound of an appointment's length: lets overlap queries use a bounded index range scan."""
+MAX_BLOCKED = timedelta(days=2)
+"""Upper bound of a blocked span (a day-long appointment and its buffers): lets overlap queries
+use a bounded index range scan (the SQLite triggers assume the same bound)."""
 
 _SESSION_FIELDS = frozenset(
     {
@@ -134,8 +137,12 @@ class SqlTransaction:
             statements, self._deferred = self._deferred, []
             await self._conn.batch(statements)
 
+    def _statement(self, sql: str, **params: Any) -> tuple[str, dict[str, Any]]:
+        """One statement in the driver's form, for `Connection.batch`."""
+        return self._dialect.sql(sql), self._params(params)
+
     def _defer(self, sql: str, **params: Any) -> None:
-        self._deferred.append((self._dialect.sql(sql), self._params(params)))
+        self._deferred.append(self._statement(sql, **params))
 
     async def begin_call(
         self, session_id: str, now: datetime, key: str | None, request_hash: str
@@ -353,43 +360,71 @@ class SqlTransaction:
     # --- appointments ---------------------------------------------------------------------------
 
     async def busy_between(self, resource: str, window: Interval) -> list[Interval]:
+        """The blocked spans of `resource`'s confirmed appointments that overlap `window`."""
+        return (await self.busy_for([resource], window)).get(resource, [])
+
+    async def busy_for(
+        self, resources: Sequence[str], window: Interval
+    ) -> dict[str, list[Interval]]:
+        """Resource → the blocked spans of its confirmed appointments overlapping `window`, in
+        one query (a slot search over several staff members and rooms)."""
+        names = {f"r{i}": name for i, name in enumerate(dict.fromkeys(resources))}
+        if not names:
+            return {}
         rows = await self._fetch(
-            "SELECT starts_at, ends_at FROM appointments WHERE resource = :resource"
-            " AND status = 'confirmed' AND starts_at >= :lower AND starts_at < :end"
-            " AND ends_at > :start ORDER BY starts_at",
-            resource=resource,
-            lower=window.start - MAX_APPOINTMENT,
+            "SELECT resource, blocked_from, blocked_until FROM resource_holds"
+            f" WHERE resource IN ({', '.join(':' + key for key in names)})"
+            " AND active = :active AND blocked_from >= :lower AND blocked_from < :end"
+            " AND blocked_until > :start ORDER BY blocked_from",
+            active=True,
+            lower=window.start - MAX_BLOCKED,
             start=window.start,
             end=window.end,
+            **names,
         )
         decode = self._dialect.decode
-        return [
-            Interval(decode("starts_at", r["starts_at"]), decode("ends_at", r["ends_at"]))
-            for r in rows
-        ]
+        found: dict[str, list[Interval]] = {}
+        for r in rows:
+            found.setdefault(r["resource"], []).append(
+                Interval(
+                    decode("blocked_from", r["blocked_from"]),
+                    decode("blocked_until", r["blocked_until"]),
+                )
+            )
+        return found
 
-    async def insert_appointment(self, record: AppointmentRecord) -> None:
-        """Insert; raises OverlapError when the database refuses an overlap.
+    async def insert_appointment(self, record: AppointmentRecord, blocked: Interval) -> None:
+        """Insert the appointment and its holds on `record.resource` (and `record.room`) for
+        `blocked`; raises OverlapError when the database refuses an overlapping hold.
 
         Postgres skips a row its exclusion constraint refuses (ON CONFLICT DO NOTHING covers
         exclusion constraints), SQLite's trigger aborts just the statement: either way the
-        transaction stays usable, with no savepoint round trips.
+        transaction stays usable, with no savepoint round trips, and the service rolls it back.
         """
         values = {f.name: getattr(record, f.name) for f in fields(AppointmentRecord)}
         columns = ", ".join(values)
         placeholders = ", ".join(f":{name}" for name in values)
-        try:
-            inserted = await self._execute(
-                f"INSERT INTO appointments ({columns}) VALUES ({placeholders})"
-                " ON CONFLICT DO NOTHING",
-                **values,
-            )
-        except Exception as exc:
-            if not self._dialect.is_overlap(exc):
-                raise
-            inserted = 0
-        if not inserted:
-            raise OverlapError(f"{record.starts_at}–{record.ends_at} overlaps a booking")
+        await self._execute(
+            f"INSERT INTO appointments ({columns}) VALUES ({placeholders})", **values
+        )
+        for resource in filter(None, (record.resource, record.room)):
+            try:
+                inserted = await self._execute(
+                    "INSERT INTO resource_holds (appointment_id, resource, blocked_from,"
+                    " blocked_until, active) VALUES (:id, :resource, :start, :end, :active)"
+                    " ON CONFLICT DO NOTHING",
+                    id=record.id,
+                    resource=resource,
+                    start=blocked.start,
+                    end=blocked.end,
+                    active=record.status == "confirmed",
+                )
+            except Exception as exc:
+                if not self._dialect.is_overlap(exc):
+                    raise
+                inserted = 0
+            if not inserted:
+                raise OverlapError(f"{resource} is busy in {blocked.start}–{blocked.end}")
 
     async def get_appointment(self, appointment_id: str) -> AppointmentRecord | None:
         row = await self._one("SELECT * FROM appointments WHERE id = :id", id=appointment_id)
@@ -428,13 +463,24 @@ class SqlTransaction:
     async def set_appointment_status(
         self, appointment_id: str, status: str, now: datetime, reason: str | None = None
     ) -> None:
-        await self._execute(
-            "UPDATE appointments SET status = :status, updated_at = :now, cancelled_at = :now,"
-            " cancel_reason = :reason WHERE id = :id",
-            status=status,
-            now=now,
-            reason=reason,
-            id=appointment_id,
+        """Change the status; the holds follow it (only a confirmed appointment blocks time).
+        Sent at once, not deferred: a move inserts the new hold right after freeing the old."""
+        await self._conn.batch(
+            [
+                self._statement(
+                    "UPDATE appointments SET status = :status, updated_at = :now,"
+                    " cancelled_at = :now, cancel_reason = :reason WHERE id = :id",
+                    status=status,
+                    now=now,
+                    reason=reason,
+                    id=appointment_id,
+                ),
+                self._statement(
+                    "UPDATE resource_holds SET active = :active WHERE appointment_id = :id",
+                    active=status == "confirmed",
+                    id=appointment_id,
+                ),
+            ]
         )
 
     # --- idempotency ----------------------------------------------------------------------------

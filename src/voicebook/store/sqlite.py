@@ -63,7 +63,7 @@ class SqliteDialect(Dialect):
         return value
 
     def is_overlap(self, exc: BaseException) -> bool:
-        return isinstance(exc, sqlite3.IntegrityError) and "appointments_no_overlap" in str(exc)
+        return isinstance(exc, sqlite3.IntegrityError) and "_no_overlap" in str(exc)
 
 
 DIALECT = SqliteDialect()
