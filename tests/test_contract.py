@@ -51,6 +51,7 @@ ROUTES: dict[Route, str] = {
     ("POST", "/tools/modify_appointment"): "modify_appointment",
     ("POST", "/tools/end_conversation"): "end_conversation",
     ("POST", "/agent/report"): "report",
+    ("GET", "/business/appointments"): "business_appointments",
     ("GET", "/healthz"): "health",
     ("GET", "/readyz"): "ready",
 }

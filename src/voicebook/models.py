@@ -507,3 +507,30 @@ class EndSessionResponse(WireModel):
 
 class Health(WireModel):
     status: str
+
+
+# --- the business's read API (service key) --------------------------------------------------------
+
+APPOINTMENTS_PAGE_MAX = 200
+"""Most appointments one GET of the business's day returns; clients follow `next`."""
+APPOINTMENTS_PAGE_DEFAULT = 50
+
+
+class BusinessAppointment(Appointment):
+    """An appointment as the business sees it: who booked it (phone masked), with whom, where."""
+
+    room_name: str | None = None
+    phone_masked: str = Field(description="The caller's number, masked ('***4567').")
+    created_at: datetime
+
+
+class BusinessAppointmentsResponse(WireModel):
+    date: Date = Field(description="The local day (business zone) these appointments start on.")
+    timezone: str
+    resource: str | None = Field(default=None, description="The resource asked for, if any.")
+    appointments: list[BusinessAppointment] = Field(
+        description="Ordered by start, then id; every status (cancelled and moved ones too)."
+    )
+    next: str | None = Field(
+        default=None, description="Pass as `after` for the next page; null on the last page."
+    )

@@ -145,6 +145,7 @@ class Client:
     end_conversation = _method(endpoints.end_conversation)
     call_tool = _method(endpoints.call_tool)
     report = _method(endpoints.report)
+    business_appointments = _method(endpoints.business_appointments)
     health = _method(endpoints.health)
     ready = _method(endpoints.ready)
 

@@ -25,6 +25,7 @@ from voicebook.models import (
     TOOL_RESPONSES,
     AgentReportResponse,
     BookAppointmentResponse,
+    BusinessAppointmentsResponse,
     CallerResponse,
     CancelAppointmentResponse,
     EndConversationResponse,
@@ -353,6 +354,31 @@ def call_tool(
             code="unknown_tool",
         )
     return _tool(name, session_id, idempotency_key, **dict(arguments or {}))
+
+
+# --- the business (service key) ------------------------------------------------------------
+
+
+def business_appointments(
+    *,
+    date: Date | str | None = None,
+    resource: str | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> Call[BusinessAppointmentsResponse]:
+    """The business's appointments starting on local `date` (business zone; default today
+    there), every status, ordered by start then id (`GET /business/appointments`, service key).
+
+    `resource`: only this staff member's or room's (id or name; unknown: `NotFound`). A page
+    holds at most `limit` (server default 50, at most 200); pass its `next` as `after` for the
+    following one (`next` is None on the last page). Phones come masked."""
+    return Call(
+        "GET",
+        "/business/appointments",
+        BusinessAppointmentsResponse.model_validate,
+        params=_body(date=date, resource=resource, after=after, limit=limit),
+        idempotent=True,
+    )
 
 
 # --- the agent's reports and operations -----------------------------------------------------

@@ -25,7 +25,7 @@ from voicebook.config import Settings, load_settings
 from voicebook.events import create_bus
 from voicebook.scheduling.errors import StoreUnavailable
 from voicebook.scheduling.service import SchedulingService
-from voicebook.server import browser, callers, ops, tools, websocket
+from voicebook.server import browser, business, callers, ops, tools, websocket
 from voicebook.server.context import ServerContext
 from voicebook.server.errors import install_error_handlers
 from voicebook.server.limits import BodySizeLimit, BrowserLimits, JsonCORSMiddleware
@@ -174,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(websocket.router)
     app.include_router(tools.router)
     app.include_router(callers.router)
+    app.include_router(business.router)
     app.include_router(ops.router)
     app.include_router(ops.guarded)
     # Added innermost first: CORS is outermost, so even a 413 or a 500 is readable by the page.

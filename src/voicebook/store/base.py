@@ -81,6 +81,16 @@ class AppointmentRecord:
 
 
 @dataclass
+class BookedRecord:
+    """An appointment with its caller's phone and stored name: the business's view of its day
+    (the server masks the phone before anyone sees it)."""
+
+    appointment: AppointmentRecord
+    phone: str
+    user_name: str | None
+
+
+@dataclass
 class EventRecord:
     session_id: str
     id: int
@@ -170,6 +180,18 @@ class StoreTransaction(Protocol):
         self, user_id: str, *, since: datetime | None, include_cancelled: bool
     ) -> list[AppointmentRecord]: ...
     async def session_appointments(self, session_id: str) -> list[AppointmentRecord]: ...
+    async def appointments_starting(
+        self,
+        window: Interval,
+        *,
+        resource: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[BookedRecord]:
+        """Appointments of any status starting in `window` (of `resource`, as staff member or
+        room, when given), ordered by start then id, after the (start, id) of `after`."""
+        ...
+
     async def set_appointment_status(
         self, appointment_id: str, status: str, now: datetime, reason: str | None = None
     ) -> None: ...

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from voicebook.scheduling.availability import Interval
 from voicebook.store.base import (
     AppointmentRecord,
+    BookedRecord,
     CallStart,
     CodeRecord,
     EventRecord,
@@ -459,6 +460,42 @@ class SqlTransaction:
             session_id=session_id,
         )
         return [_row(AppointmentRecord, self._dialect, row) for row in rows]
+
+    async def appointments_starting(
+        self,
+        window: Interval,
+        *,
+        resource: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[BookedRecord]:
+        """One page of the business's appointments: keyset-paged on (starts_at, id), so a page
+        costs the same however deep it is and rows booked meanwhile are neither skipped nor
+        repeated; the caller's phone and name come from `users` in the same query."""
+        sql = (
+            "SELECT appointments.*, users.phone AS user_phone, users.name AS user_name"
+            " FROM appointments JOIN users ON users.id = appointments.user_id"
+            " WHERE appointments.starts_at >= :start AND appointments.starts_at < :end"
+        )
+        params: dict[str, Any] = {"start": window.start, "end": window.end, "limit": limit}
+        if resource is not None:
+            sql += " AND (appointments.resource = :resource OR appointments.room = :resource)"
+            params["resource"] = resource
+        if after is not None:
+            sql += (
+                " AND (appointments.starts_at > :after_start"
+                " OR (appointments.starts_at = :after_start AND appointments.id > :after_id))"
+            )
+            params["after_start"], params["after_id"] = after
+        rows = await self._fetch(
+            sql + " ORDER BY appointments.starts_at, appointments.id LIMIT :limit", **params
+        )
+        return [
+            BookedRecord(
+                _row(AppointmentRecord, self._dialect, row), row["user_phone"], row["user_name"]
+            )
+            for row in rows
+        ]
 
     async def set_appointment_status(
         self, appointment_id: str, status: str, now: datetime, reason: str | None = None
