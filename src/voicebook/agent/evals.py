@@ -31,6 +31,7 @@ A scenario may also set up what came before and how the call arrives:
                 without: [phone]                   # arguments that must not be given
               - tool: retrieve_appointments
                 output: {appointments.0.name: "Mary Jackson"}   # paths into the tool's answer
+            says: ["Mary"]                         # words the agent's answer must contain
 
 `{code}` in a caller's line is the newest verification code delivered to the caller's number
 (the number of the call's last identify_user, or its `sip_phone`); `{wrong_code}` is one that
@@ -62,6 +63,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from voicebook.agent.faq import NAME as FAQ_TOOL
 from voicebook.agent.textmode import TextCall, Turn
 from voicebook.config import Settings
 from voicebook.errors import VoicebookError
@@ -71,10 +73,14 @@ from voicebook.sdk import AsyncClient
 # --- the file -----------------------------------------------------------------------------------
 
 
+KNOWN_TOOLS = (*TOOL_NAMES, FAQ_TOOL)
+"""The server's tools and the agent's own FAQ search (for a business whose FAQ is searched)."""
+
+
 def _known_tools(names: list[str]) -> None:
-    unknown = [name for name in names if name not in TOOL_NAMES]
+    unknown = [name for name in names if name not in KNOWN_TOOLS]
     if unknown:
-        raise ValueError(f"unknown tool {unknown[0]!r}; the tools are {', '.join(TOOL_NAMES)}")
+        raise ValueError(f"unknown tool {unknown[0]!r}; the tools are {', '.join(KNOWN_TOOLS)}")
 
 
 class ExpectedCall(BaseModel):
@@ -107,6 +113,10 @@ class ScenarioTurn(BaseModel):
     expect: list[ExpectedCall] = Field(default_factory=list)
     not_called: list[str] = Field(
         default_factory=list, description="Tools the agent must not call in this turn."
+    )
+    says: list[str] = Field(
+        default_factory=list,
+        description="Texts the agent's answer in this turn must contain (any case).",
     )
     before: Before | None = None
     model: list[dict[str, Any]] = Field(default_factory=list)
@@ -250,6 +260,7 @@ def check_turn(
     turn: Turn,
     expected: list[ExpectedCall],
     not_called: list[str] | None = None,
+    says: list[str] | None = None,
 ) -> list[Check]:
     """The expectations of one turn, each as a `Check`."""
     if turn.result is None:
@@ -290,6 +301,10 @@ def check_turn(
         made = [c for c in turn.tool_calls if c.name == tool]
         detail = f"called {len(made)} time(s)" if made else ""
         checks.append(Check(scenario, index, f"no {tool}", not made, detail))
+    answer = " ".join(" ".join(turn.agent).split()).lower()
+    for text in says or ():
+        said = " ".join(text.split()).lower() in answer
+        checks.append(Check(scenario, index, f"says {text!r}", said, "" if said else answer))
     return checks
 
 
@@ -549,7 +564,7 @@ async def run_scenario(
                 if record.ok:
                     outputs[record.name] = json.loads(record.output)
             result.checks.extend(
-                check_turn(scenario.name, index, turn, spec.expect, spec.not_called)
+                check_turn(scenario.name, index, turn, spec.expect, spec.not_called, spec.says)
             )
             if call.ending:
                 break

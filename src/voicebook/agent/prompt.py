@@ -1,5 +1,8 @@
 """What the model is told: the instructions (paid for on every turn, so short) and the clock.
 
+The instructions are the rules below, then what the business file says about the business
+(knowledge.py); without a business file they are the rules alone, as before.
+
 The instructions never change during a call, so a provider's prompt cache keeps them and the
 tool schemas; the date and time reach the model as a separate system message appended to each
 request (`clock_message`), after the cached prefix and never stored in the history.
@@ -9,7 +12,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from voicebook.agent.knowledge import brief
 from voicebook.scheduling.availability import AvailabilityRules, label
+from voicebook.scheduling.business import Business
 
 _ROLE = "You are the receptionist of this business. You book, list, cancel and move appointments."
 _ASK_NUMBER = """\
@@ -56,12 +61,22 @@ You are chatting in text: short plain sentences, no markdown. Write phone number
 digits."""
 
 
-def instructions(*, known_line: bool = False) -> object:
+def common_text(*, known_line: bool = False, business: Business | None = None) -> str:
+    """The instructions shared by voice and text: the rules, then what the business file says
+    about the business (nothing without one, so the text is then exactly COMMON/KNOWN_LINE)."""
+    rules = KNOWN_LINE if known_line else COMMON
+    about = brief(business) if business is not None else ""
+    return f"{rules}\n{about}" if about else rules
+
+
+def instructions(*, known_line: bool = False, business: Business | None = None) -> object:
     """The agent's `Instructions`: the common text plus the voice (audio) or text variant;
-    `known_line`: the caller's number came from the line (a SIP caller id the worker attested)."""
+    `known_line`: the caller's number came from the line (a SIP caller id the worker attested);
+    `business`: the business the call is for (its name, services, staff, FAQ)."""
     from livekit.agents.llm.chat_context import Instructions
 
-    return Instructions(KNOWN_LINE if known_line else COMMON, audio=VOICE, text=TEXT)
+    common = common_text(known_line=known_line, business=business)
+    return Instructions(common, audio=VOICE, text=TEXT)
 
 
 def clock_message(rules: AvailabilityRules, now: datetime | None = None) -> str:

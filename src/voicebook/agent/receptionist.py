@@ -1,7 +1,8 @@
 """The receptionist: one `Agent` class for the phone (voice) and the terminal (text).
 
-It owns the prompt and the tools; everything that binds it to a server session (reports, the
-end of the call) lives in `CallLink`. Each model request gets the business-zone clock as a
+It owns the prompt (with what the business file says about the business) and the tools;
+everything that binds it to a server session (reports, the end of the call) lives in
+`CallLink`. Each model request gets the business-zone clock as a
 last system message, so the cached prefix (instructions, tool schemas, earlier turns) never
 changes and the clock is never stored in the history.
 """
@@ -14,10 +15,12 @@ from typing import Any
 from livekit.agents import Agent, ModelSettings, llm
 from livekit.agents.voice import SpeechHandle
 
+from voicebook.agent.knowledge import faq_searched
 from voicebook.agent.link import CallLink
 from voicebook.agent.prompt import clock_message, instructions
 from voicebook.agent.tools import build_function_tools
 from voicebook.scheduling.availability import AvailabilityRules
+from voicebook.scheduling.business import Business
 
 DEFAULT_GREETING = "Hello, thanks for calling! To get started, may I have your phone number?"
 LINE_GREETING = "Hello, thanks for calling! How can I help you today?"
@@ -26,15 +29,31 @@ LINE_GREETING = "Hello, thanks for calling! How can I help you today?"
 
 class Receptionist(Agent):
     def __init__(
-        self, link: CallLink, rules: AvailabilityRules, greeting: str | None = None
+        self,
+        link: CallLink,
+        rules: AvailabilityRules,
+        greeting: str | None = None,
+        business: Business | None = None,
     ) -> None:
+        """`greeting`: AGENT_GREETING, else the business file's, else the default;
+        `business`: what the prompt tells about the business (nothing without a file)."""
         known_line = link.known_line  # attested before the agent is made; fixed for the call
+        searched = business is not None and faq_searched(business)
         super().__init__(
-            instructions=instructions(known_line=known_line),
-            tools=build_function_tools(link.tools, link.end_conversation, known_line=known_line),
+            instructions=instructions(known_line=known_line, business=business),
+            tools=build_function_tools(
+                link.tools,
+                link.end_conversation,
+                known_line=known_line,
+                faq=business.faq if business is not None and searched else None,
+            ),
         )
         self._rules = rules
-        self.greeting = greeting or (LINE_GREETING if known_line else DEFAULT_GREETING)
+        self.greeting = (
+            greeting
+            or (business.greeting if business is not None else None)
+            or (LINE_GREETING if known_line else DEFAULT_GREETING)
+        )
         self.greeting_handle: SpeechHandle | None = None
 
     async def on_enter(self) -> None:

@@ -3,8 +3,8 @@
 One source for the parameters: each tool's JSON schema is its request model's (DESIGN §4), so
 the names and types the model sees are the ones the server validates. The schema is made
 compact because it is paid for on every turn: the session id (the agent adds it), titles,
-defaults, length limits (the server enforces them) and `additionalProperties` are dropped,
-and `X or null` becomes `X`.
+defaults, length and number limits (the server enforces them) and `additionalProperties` are
+dropped, and `X or null` becomes `X`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,17 @@ LINE_FIXED = "phone"
 """The argument a call from a known line cannot give: the line already said who is calling."""
 
 _DROPPED_KEYS = frozenset(
-    {"title", "default", "additionalProperties", "examples", "maxLength", "minLength", "maxItems"}
+    {
+        "title",
+        "default",
+        "additionalProperties",
+        "examples",
+        "maxLength",
+        "minLength",
+        "maxItems",
+        "maximum",
+        "minimum",
+    }
 )
 
 

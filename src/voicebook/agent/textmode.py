@@ -87,7 +87,10 @@ class TextCall:
         self.link.tools.observe(self._record)
         if self._line_phone is not None and not await self.link.attest_line(self._line_phone):
             raise RuntimeError("the server did not accept the line's caller id")
-        agent = Receptionist(self.link, self.settings.rules, self.settings.agent_greeting)
+        settings = self.settings
+        agent = Receptionist(
+            self.link, settings.rules, settings.agent_greeting, settings.business_model
+        )
         self.link.attach(self._session)
         await self._session.start(agent)
         greeting = Turn(user=None, agent=[agent.greeting])

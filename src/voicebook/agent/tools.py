@@ -1,4 +1,5 @@
-"""The eight tools the model calls, each one an HTTP call to the server through the SDK.
+"""The eight tools the model calls, each one an HTTP call to the server through the SDK (and,
+for a long FAQ, `answer_question`, answered in the agent: faq.py).
 
 Why it looks like this:
 - The LLM's tool-call id is the idempotency key, so a call delivered twice (a retried LLM
@@ -29,9 +30,13 @@ from typing import Any
 from livekit.agents import RunContext, ToolError, function_tool
 from livekit.agents.llm import RawFunctionTool
 
+from voicebook.agent.faq import NAME as FAQ_TOOL
+from voicebook.agent.faq import SCHEMA as FAQ_SCHEMA
+from voicebook.agent.faq import answer as faq_answer
 from voicebook.agent.schemas import LINE_FIXED, WRITE_TOOLS, line_tools, tool_schema
 from voicebook.errors import SlotTaken, VoicebookError, WrongCode
 from voicebook.models import WireModel
+from voicebook.scheduling.business import FaqEntry
 from voicebook.sdk import AsyncClient, RetryPolicy
 
 logger = logging.getLogger("voicebook.agent")
@@ -157,6 +162,13 @@ class ServerTools:
             if record.ok or record.error_code:
                 self._notify(record)
 
+    def answered_here(
+        self, name: str, arguments: dict[str, Any], call_id: str, output: str
+    ) -> None:
+        """Tell the observers about a tool the agent answered itself, without the server (the
+        FAQ search): the terminal and the evals see it like any other call."""
+        self._notify(ToolCallRecord(name, dict(arguments), call_id, ok=True, output=output))
+
     async def drain(self) -> None:
         """Wait for the tool calls still running (a shielded write may outlive its turn), so the
         session is not ended under them."""
@@ -169,11 +181,13 @@ def build_function_tools(
     end_conversation: Callable[[dict[str, Any], RunContext], Any],
     *,
     known_line: bool = False,
+    faq: tuple[FaqEntry, ...] | None = None,
 ) -> list[RawFunctionTool]:
     """The function tools; `end_conversation` is handed the arguments of that tool.
 
     `known_line`: the line vouched for the caller, so identify_user takes no phone and there is
-    no verify_caller (see the module doc)."""
+    no verify_caller (see the module doc). `faq`: the FAQ is too long for the prompt, so the
+    model searches it with `answer_question`, answered here in the agent (faq.py)."""
 
     def make(name: str) -> RawFunctionTool:
         # null means "not given" (models send it for optional parameters); the session is
@@ -200,4 +214,17 @@ def build_function_tools(
         run.__name__ = name
         return function_tool(run, raw_schema=tool_schema(name, known_line=known_line))
 
-    return [make(name) for name in line_tools(known_line)]
+    built = [make(name) for name in line_tools(known_line)]
+    if faq is not None:
+        entries = faq
+
+        async def answer_question(raw_arguments: dict[str, object], context: RunContext) -> str:
+            question = str(raw_arguments.get("question") or "")
+            output = compact_json(faq_answer(entries, question))
+            tools.answered_here(
+                FAQ_TOOL, {"question": question}, context.function_call.call_id, output
+            )
+            return output
+
+        built.append(function_tool(answer_question, raw_schema=FAQ_SCHEMA))
+    return built

@@ -157,7 +157,7 @@ async def entrypoint(ctx: JobContext) -> None:
         logger.error("cannot take the call: %s", exc)
         ctx.shutdown(str(exc))
         return
-    agent = Receptionist(link, settings.rules, settings.agent_greeting)
+    agent = Receptionist(link, settings.rules, settings.agent_greeting, settings.business_model)
     link.attach(session)
     if settings.bey_enabled:
         # Started before the session, but not awaited: the greeting does not wait on the avatar.
