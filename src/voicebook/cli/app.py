@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from voicebook import __version__
-from voicebook.cli import agent, db, serve, session, slots, tool
+from voicebook.cli import agent, appointments, config_check, db, init, serve, session, slots, tool
 from voicebook.cli import call as call_cmd
 from voicebook.cli import evaluate as eval_cmd
 from voicebook.cli import token as token_cmd
@@ -18,12 +18,15 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+app.command(name="init")(init.init)
+app.add_typer(config_check.app, name="config")
 app.add_typer(db.app, name="db")
 app.command()(slots.slots)
 app.command()(serve.serve)
 app.command()(token_cmd.token)
 app.add_typer(session.app, name="session")
 app.add_typer(tool.app, name="tool")
+app.command(name="appointments")(appointments.appointments)
 app.add_typer(agent.app, name="agent")
 app.command(name="call")(call_cmd.call)
 app.command(name="eval")(eval_cmd.evaluate)
