@@ -190,3 +190,19 @@ def test_config_check_without_a_business_file_is_one_calendar(
     assert code == 0 and document["business_file"] is None and document["business"] is None
     (calendar,) = document["resources"]
     assert calendar["hours"]["sat"] == ["10:00-14:00"] and calendar["hours"]["mon"] == []
+
+
+def test_the_readme_example_business_file_loads(
+    isolated_env: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## The business file") :]
+    example = section[
+        section.index("```toml\n") + 8 : section.index("```\n", section.index("```toml"))
+    ]
+    (isolated_env / "voicebook.toml").write_text(example)
+    business = loaded(isolated_env, monkeypatch).business_model
+    treatment = business.service("treatment")
+    assert [r.id for r in business.rooms_for(treatment)] == ["room-1"]
+    code, document = check_json(isolated_env, env)
+    assert code == 0 and document["faq"][0]["question"] == "Where can I park?"
