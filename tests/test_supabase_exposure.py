@@ -267,11 +267,10 @@ def service_on(store: PostgresStore, rules: AvailabilityRules, clock: object) ->
 
 
 async def book_through_voicebook(
-    url: str, rules: AvailabilityRules, clock: object, start: str = NINE_AM, *, current: bool = True
+    url: str, rules: AvailabilityRules, clock: object, start: str = NINE_AM
 ) -> str:
-    """A caller books through voicebook's own service; the appointment's id. `current=False`:
-    the database lacks newer migrations (an install from before them)."""
-    async with PostgresStore(url, check_schema=current) as store:
+    """A caller books through voicebook's own service; the appointment's id."""
+    async with PostgresStore(url) as store:
         service = service_on(store, rules, clock)
         session = await service.start_session()
         await call(service, "identify_user", session.id, phone=PHONE, name="Ann Lee")
@@ -293,7 +292,8 @@ def add_verification_code(url: str) -> None:
 
 
 def insert_overlapping(conn: psycopg.Connection[Any], appointment_id: str) -> None:
-    """As the owner: a confirmed appointment overlapping `appointment_id` on its resource."""
+    """As the owner: a confirmed appointment overlapping `appointment_id` on its resource, and
+    its hold (what the exclusion constraint guards)."""
     conn.execute(
         "INSERT INTO appointments (id, user_id, resource, starts_at, ends_at, status,"
         " created_at, updated_at)"
@@ -302,13 +302,36 @@ def insert_overlapping(conn: psycopg.Connection[Any], appointment_id: str) -> No
         " FROM appointments WHERE id = %s",
         (appointment_id,),
     )
+    conn.execute(
+        "INSERT INTO resource_holds (appointment_id, resource, blocked_from, blocked_until)"
+        " SELECT 'overlap', resource, starts_at, ends_at FROM appointments WHERE id = 'overlap'"
+    )
+
+
+def book_as_before(url: str) -> str:
+    """A booking as an install from before schema 0006 wrote it (an appointments row and no
+    hold): what the migration must carry over."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (id, phone, name, created_at, updated_at)"
+            " VALUES ('usr_before', %s, 'Ann Lee', %s, %s)",
+            ("+14155550123", NOW, NOW),
+        )
+        conn.execute(
+            "INSERT INTO appointments (id, user_id, resource, starts_at, ends_at, status,"
+            " notes, created_at, updated_at) VALUES ('apt_before', 'usr_before', 'default',"
+            " %s, %s::timestamptz + interval '30 minutes', 'confirmed',"
+            " 'knee surgery follow-up', %s, %s)",
+            (NINE_AM, NINE_AM, NOW, NOW),
+        )
+    return "apt_before"
 
 
 def assert_database_refuses_overlap(url: str, appointment_id: str) -> None:
     """The exclusion constraint itself (not voicebook's own check) refuses an overlap."""
     with (
-        psycopg.connect(url, autocommit=True) as conn,
         pytest.raises(psycopg.errors.ExclusionViolation),
+        psycopg.connect(url) as conn,  # one transaction: the refused hold rolls it all back
     ):
         insert_overlapping(conn, appointment_id)
 
@@ -457,7 +480,7 @@ async def test_an_install_from_before_keeps_working_after_the_migration(
 ) -> None:
     migrate_up_to(empty_pg_url, PRIVATE_BY_DEFAULT - 1)
     assert extension_schema(empty_pg_url) == "public"
-    first = await book_through_voicebook(empty_pg_url, rules, clock, current=False)
+    first = book_as_before(empty_pg_url)
 
     applied = await migrate(empty_pg_url)
     assert applied[0] == PRIVATE_BY_DEFAULT

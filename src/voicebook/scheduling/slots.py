@@ -41,6 +41,7 @@ class SlotFinder:
         self.tx = tx
         self.now = now
         self.rules = business.rules
+        self._counts: dict[tuple[str, date], int] = {}
 
     async def _busy(
         self, resources: Sequence[Resource], window: av.Interval
@@ -57,11 +58,15 @@ class SlotFinder:
             first - timedelta(minutes=service.buffer_before), max(end, start) + length
         )
 
-    def _count(self, busy: av.BusyIndex, day: date) -> int:
-        """Bookings that day (the least-booked rule)."""
-        return busy.count_starting(
-            av.to_utc(self.rules, day, 0), av.to_utc(self.rules, day, 24 * 60)
-        )
+    def _count(self, resource: str, busy: av.BusyIndex, day: date) -> int:
+        """Bookings of `resource` that day (the least-booked rule), worked out once per day."""
+        known = self._counts.get((resource, day))
+        if known is None:
+            known = busy.count_starting(
+                av.to_utc(self.rules, day, 0), av.to_utc(self.rules, day, 24 * 60)
+            )
+            self._counts[(resource, day)] = known
+        return known
 
     def _room(
         self,
@@ -80,11 +85,15 @@ class SlotFinder:
             if av.is_open(self.business.rules_for(room, service), slot)
             and not busy[room.id].conflicts(blocked, timedelta(0))
         ]
-        return min(free, key=lambda room: self._count(busy[room.id], day), default=None)
+        return min(free, key=lambda room: self._count(room.id, busy[room.id], day), default=None)
 
     def _pick(self, offers: Sequence[Offer], busy: dict[str, av.BusyIndex]) -> Offer:
+        if len(offers) == 1:
+            return offers[0]
         day = av.local_date(self.rules, offers[0].slot.start)
-        return min(offers, key=lambda offer: self._count(busy[offer.resource.id], day))
+        return min(
+            offers, key=lambda offer: self._count(offer.resource.id, busy[offer.resource.id], day)
+        )
 
     async def find(
         self,
@@ -134,6 +143,7 @@ class SlotFinder:
     ) -> list[Offer]:
         rooms = self.business.rooms_for(service)
         busy = await self._busy([*staff, *rooms], self._window(service, start, before))
+        self._counts.clear()  # counts belong to the busy spans just read
         by_start: dict[datetime, list[Offer]] = {}
         for person in staff:
             rules = self.business.rules_for(person, service)
@@ -166,6 +176,7 @@ class SlotFinder:
         rooms = self.business.rooms_for(service)
         window = self._window(service, start, start)
         busy = await self._busy([*staff, *rooms], window)
+        self._counts.clear()
         offers: list[Offer] = []
         refusals: list[DomainError] = []
         for person in staff:
