@@ -250,6 +250,12 @@ def _store_errors() -> Iterator[None]:
         raise StoreUnavailable() from exc
 
 
+def _pending(applied: list[tuple[int, str, datetime]]) -> list[Migration]:
+    """The Postgres migrations not among `applied`, in order."""
+    done = {version for version, _, _ in applied}
+    return [m for m in load_migrations("postgres") if m.version not in done]
+
+
 def _reason(exc: BaseException) -> str:
     """Why a store call failed, in a few words (for logs and /readyz)."""
     cause = exc.__cause__ or exc
@@ -464,8 +470,7 @@ class PostgresStore:
 
     async def _check_schema_on(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Remember that the schema is current, or raise `SchemaOutOfDate`."""
-        done = {version for version, _, _ in await self._applied(conn)}
-        pending = [m for m in load_migrations("postgres") if m.version not in done]
+        pending = _pending(await self._applied(conn))
         if pending:
             raise SchemaOutOfDate(
                 f"The database at {self.display_url} lacks {len(pending)} migration(s);"
@@ -488,9 +493,7 @@ class PostgresStore:
     async def migration_state(self) -> MigrationState:
         async with self._connection() as conn:
             applied = await self._applied(conn)
-        done = {version for version, _, _ in applied}
-        pending = [m for m in load_migrations("postgres") if m.version not in done]
-        return MigrationState(applied, pending)
+        return MigrationState(applied, _pending(applied))
 
     async def migrate(self) -> list[Migration]:
         """Apply missing migrations in one transaction under an advisory lock.
@@ -505,8 +508,7 @@ class PostgresStore:
                 f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version integer PRIMARY KEY,"
                 " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {version for version, _, _ in await self._applied(conn)}
-            pending = [m for m in load_migrations("postgres") if m.version not in done]
+            pending = _pending(await self._applied(conn))
             for migration in pending:
                 await conn.execute(migration.sql.encode())
                 await conn.execute(
