@@ -44,9 +44,7 @@ def slots(
 
     async def find():  # type: ignore[no-untyped-def]
         async with opened_store(settings) as store:
-            service = SchedulingService(
-                store, settings.rules, business=settings.business_model
-            )
+            service = SchedulingService(store, settings.rules, business=settings.business_model)
             return await service.available_slots(on=day, part_of_day=part_of_day, limit=limit)
 
     result = run(find())

@@ -163,6 +163,7 @@ class StoreTransaction(Protocol):
         """The session's `tool_call` events after event id `after`, oldest first: read from
         an index of tool calls alone, never the rest of the log."""
         ...
+
     async def get_user(self, user_id: str) -> UserRecord | None: ...
     async def upsert_user(
         self, phone: str, name: str | None, now: datetime, *, new_id: str
@@ -220,6 +221,7 @@ class Store(Protocol):
     def pool_stats(self) -> dict[str, int]:
         """Connection-pool figures for /metrics (psycopg_pool's names), or none."""
         ...
+
     def transaction(
         self, *, write: bool = True
     ) -> AbstractAsyncContextManager[StoreTransaction]: ...
