@@ -87,6 +87,25 @@ class SlotFinder:
         ]
         return min(free, key=lambda room: self._count(room.id, busy[room.id], day), default=None)
 
+    def _offer(
+        self,
+        service: Service,
+        person: Resource,
+        rules: av.AvailabilityRules,
+        slot: av.Interval,
+        rooms: Sequence[Resource],
+        busy: dict[str, av.BusyIndex],
+    ) -> Offer | None:
+        """`slot` with `person` if they are free for its blocked span, with a room when the
+        service needs one; None when either is taken."""
+        blocked = rules.blocked(slot)
+        if busy[person.id].conflicts(blocked, timedelta(0)):
+            return None
+        room = self._room(service, slot, blocked, rooms, busy) if rooms else None
+        if rooms and room is None:
+            return None
+        return Offer(service, person, slot, blocked, room)
+
     def _pick(self, offers: Sequence[Offer], busy: dict[str, av.BusyIndex]) -> Offer:
         if len(offers) == 1:
             return offers[0]
@@ -154,16 +173,10 @@ class SlotFinder:
             ):  # fmt: skip
                 if found >= limit:
                     break
-                blocked = rules.blocked(slot)
-                if busy[person.id].conflicts(blocked, timedelta(0)):
-                    continue
-                room = self._room(service, slot, blocked, rooms, busy) if rooms else None
-                if rooms and room is None:
-                    continue
-                by_start.setdefault(slot.start, []).append(
-                    Offer(service, person, slot, blocked, room)
-                )
-                found += 1
+                offer = self._offer(service, person, rules, slot, rooms, busy)
+                if offer is not None:
+                    by_start.setdefault(slot.start, []).append(offer)
+                    found += 1
         starts = sorted(by_start)[:limit]
         return [self._pick(by_start[moment], busy) for moment in starts]
 
@@ -186,13 +199,9 @@ class SlotFinder:
             except DomainError as error:  # not bookable with this person at all
                 refusals.append(error)
                 continue
-            blocked = rules.blocked(slot)
-            if busy[person.id].conflicts(blocked, timedelta(0)):
-                continue
-            room = self._room(service, slot, blocked, rooms, busy) if rooms else None
-            if rooms and room is None:
-                continue
-            offers.append(Offer(service, person, slot, blocked, room))
+            offer = self._offer(service, person, rules, slot, rooms, busy)
+            if offer is not None:
+                offers.append(offer)
         if offers:
             return self._pick(offers, busy)
         if staff and len(refusals) == len(staff):  # nobody could ever take it: say why

@@ -243,20 +243,40 @@ class ToolHandlers:
     async def _book(
         self,
         tx: StoreTransaction,
+        session: SessionRecord,
+        user: UserRecord,
         now: datetime,
         target: tuple[datetime, Service, list[Resource]],
-        make: Callable[[Offer], AppointmentRecord],
+        *,
+        name: str | None,
+        notes: str | None,
+        rescheduled_from: str | None = None,
     ) -> AppointmentRecord:
-        """Find the offer for `target`, insert what `make` builds from it with its holds, and
-        turn any refusal (taken now, or refused by the database under a race) into
-        `slot_taken` with the next free times."""
+        """Find the offer for `target`, insert the caller's appointment with its holds, and turn
+        any refusal (taken now, or refused by the database under a race) into `slot_taken`
+        with the next free times."""
         start, service, staff = target
         finder = SlotFinder(self.business, tx, now)
         offer = await finder.offer_at(service, staff, start)
         if offer is None:
             await self._slot_taken(finder, service, start)
         assert offer is not None
-        record = make(offer)
+        record = AppointmentRecord(
+            id=new_appointment_id(),
+            user_id=user.id,
+            resource=offer.resource.id,
+            starts_at=offer.slot.start,
+            ends_at=offer.slot.end,
+            status="confirmed",
+            name=name,
+            notes=notes,
+            session_id=session.id,
+            created_at=now,
+            updated_at=now,
+            rescheduled_from=rescheduled_from,
+            service=offer.service.id,
+            room=offer.room.id if offer.room else None,
+        )
         try:
             await tx.insert_appointment(record, offer.blocked)
         except OverlapError:
@@ -514,26 +534,8 @@ class ToolHandlers:
                 f"{appointment.label} was already booked for {mask_phone(user.phone)}.",
             )
 
-        def make(offer: Offer) -> AppointmentRecord:
-            return AppointmentRecord(
-                id=new_appointment_id(),
-                user_id=user.id,
-                resource=offer.resource.id,
-                starts_at=offer.slot.start,
-                ends_at=offer.slot.end,
-                status="confirmed",
-                name=req.name
-                or session.caller_name
-                or (user.name if self._proved(session) else None),
-                notes=req.notes,
-                session_id=session.id,
-                created_at=now,
-                updated_at=now,
-                service=offer.service.id,
-                room=offer.room.id if offer.room else None,
-            )
-
-        record = await self._book(tx, now, target, make)
+        name = req.name or session.caller_name or (user.name if self._proved(session) else None)
+        record = await self._book(tx, session, user, now, target, name=name, notes=req.notes)
         appointment = self._appointment(record)
         return _Done(
             BookAppointmentResponse(appointment=appointment),
@@ -627,25 +629,10 @@ class ToolHandlers:
         # refused, the whole transaction rolls back and the original stays exactly as it was.
         await tx.set_appointment_status(old.id, "rescheduled", now, "rescheduled")
 
-        def make(offer: Offer) -> AppointmentRecord:
-            return AppointmentRecord(
-                id=new_appointment_id(),
-                user_id=user.id,
-                resource=offer.resource.id,
-                starts_at=offer.slot.start,
-                ends_at=offer.slot.end,
-                status="confirmed",
-                name=old.name,
-                notes=old.notes,
-                session_id=session.id,
-                created_at=now,
-                updated_at=now,
-                rescheduled_from=old.id,
-                service=offer.service.id,
-                room=offer.room.id if offer.room else None,
-            )
-
-        new = await self._book(tx, now, (start, service, staff), make)
+        new = await self._book(
+            tx, session, user, now, (start, service, staff), name=old.name, notes=old.notes,
+            rescheduled_from=old.id,
+        )  # fmt: skip
         old.status, old.updated_at = "rescheduled", now
         previous, appointment = self._appointment(old), self._appointment(new)
         return _Done(
