@@ -35,7 +35,7 @@ from voicebook.scheduling.business import Business, FaqEntry, Resource, Service 
 from voicebook.scheduling.hours import parse_hours  # noqa: E402
 
 CLINIC = REPO / "examples" / "voicebook.toml"
-CLINIC_SCENARIOS = REPO / "examples" / "clinic_scenarios.yaml"
+CLINIC_SCENARIOS = REPO / "examples" / "clinic.eval.yaml"
 SALON = REPO / "benchmarks" / "salon.toml"
 BUDGET = 1500
 
@@ -380,12 +380,39 @@ def test_eval_passes_the_example_business_scenarios(scripted: Any, tmp_path: Pat
     assert all(r["passed"] for r in results), results
     checks = {c["what"]: c for r in results for c in r["checks"]}
     assert "says 'Blue Shield'" in checks
-    assert "appointment.room='treatment-room'" in checks["book_appointment() ok"]["detail"]
+    booked = checks["book_appointment(slot_id=<from fetch_slots>) ok"]
+    assert "appointment.room='treatment-room'" in booked["detail"]
+    assert checks["fetch_slots(service='Treatment', staff=<contains Patel>) ok"]["passed"]
+
+
+def test_the_example_business_scenarios_fail_a_model_that_books_before_a_yes(
+    scripted: Any, tmp_path: Path
+) -> None:
+    """Against a model that identifies and books in the turn of the request, the clinic
+    scenarios fail and name each early write."""
+    import yaml
+
+    scripted.model.add(rules_from_scenarios(CLINIC_SCENARIOS))
+    breaking = yaml.safe_load((REPO / "tests" / "prompt_breaking_model.yaml").read_text())
+    scripted.model.add(breaking["rules"])
+    env = clean_env({**scripted.env(), "VOICEBOOK_BUSINESS_FILE": str(CLINIC)})
+    done = voicebook("eval", str(CLINIC_SCENARIOS), "--json", env=env, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (checkup,) = [r for r in json.loads(done.stdout) if r["name"] == "book a check-up by service"]
+    assert not checkup["passed"]
+    early = [
+        (c["turn"], c["detail"])
+        for c in checkup["checks"]
+        if c["what"] == "no write before a yes" and not c["passed"]
+    ]
+    wrote = "wrote before the caller's yes: "
+    assert early == [(1, wrote + "identify_user"), (3, wrote + "book_appointment")]
 
 
 def test_eval_fails_a_turn_that_does_not_say_what_it_must(scripted: Any, tmp_path: Path) -> None:
     scenarios = tmp_path / "says.yaml"
     scenarios.write_text(
+        "format: voicebook-eval/1\n"
         "scenarios:\n"
         "  - name: a wrong answer about parking\n"
         "    sip_phone: '+1 415 555 0139'\n"

@@ -279,7 +279,7 @@ TRUST_SCENARIOS = {
 def test_the_trust_scenarios_pass_through_voicebook_eval(scripted: Any, tmp_path: Path) -> None:
     """The shipped scenarios for the four trust cases, offline: the in-process server texts its
     codes to the eval's inbox, and the caller reads them back."""
-    scenarios = REPO / "examples" / "scenarios.yaml"
+    scenarios = REPO / "examples" / "scenarios.eval.yaml"
     scripted.model.add(rules_from_scenarios(scenarios))
     done = voicebook("eval", str(scenarios), "--json", env=clean_env(scripted.env()), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr

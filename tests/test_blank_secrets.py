@@ -29,7 +29,7 @@ from voicebook.config import ConfigError, Settings, load_settings, variable_name
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / ".env.example"
-SCENARIOS = ROOT / "examples" / "scenarios.yaml"
+SCENARIOS = ROOT / "examples" / "scenarios.eval.yaml"
 EXIT_USAGE = 2
 REAL_KEY = "blank-secrets-real-key-0123456789"
 BLANKS = ["", "   ", "\t \n"]

@@ -3,13 +3,19 @@
 A scenario is a list of caller turns, each with the tool calls the agent is expected to make in
 that turn (each must be among the calls of that turn) and their outcomes:
 
+    format: voicebook-eval/1                       # required: not livekit's scenarios.yaml
     scenarios:
       - name: book the first free slot
+        variant: voice                             # the voice instructions (default: text)
         turns:
           - user: "Hi, this is Ada, my number is 415 555 0101."
+            not_called: [writes]                   # no write before the caller's yes
+            judge: ["reads the number back and asks whether it is right"]
+          - user: "Yes, that's right."
             expect:
               - tool: identify_user
-                args: {phone: "415 555 0101"}     # these arguments, others may be there too
+                args: {phone: {phone: "+14155550101"}}   # these arguments (matchers:
+                                                   # eval_match.py), others may be there too
                 outcome: ok                        # ok | error | an error code (slot_taken)
           - user: "Someone else takes it while I think."
             before: {take: fetch_slots.slots.0.slot_id}   # another caller books that slot first
@@ -33,6 +39,10 @@ A scenario may also set up what came before and how the call arrives:
                 output: {appointments.0.name: "Mary Jackson"}   # paths into the tool's answer
             says: ["Mary"]                         # words the agent's answer must contain
 
+`judge:` intents are read by livekit-agents' judge against the agent's last answer of the turn
+when a judge model is named (`--judge-model` / VOICEBOOK_JUDGE_MODEL), else reported as skipped
+(eval_judge.py).
+
 `{code}` in a caller's line is the newest verification code delivered to the caller's number
 (the number of the call's last identify_user, or its `sip_phone`); `{wrong_code}` is one that
 is certainly not it. The codes come from a local webhook receiver standing in for the
@@ -41,9 +51,10 @@ business's SMS system (`CodeInbox`): the in-process server sends its codes there
 
 Each scenario runs in a fresh server session through `TextCall`, so it exercises the real
 agent, tools, SDK and server; only the LLM is whatever is configured. The call checks are
-livekit-agents' `RunResult` expectations (`contains_function_call`); outcomes are read from
-the matching function-call outputs. `model:` is ignored here: it is the script that the local
-stand-in model (tests/scripted_llm.py) follows, so the file also runs offline.
+read from livekit-agents' `RunResult` events: each expected call is matched (eval_match.py)
+against the calls of the turn, its outcome read from the matching function-call output.
+`model:` is ignored here: it is the script that the local stand-in model
+(tests/scripted_llm.py) follows, so the file also runs offline.
 """
 
 from __future__ import annotations
@@ -59,10 +70,20 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from livekit.agents.voice.run_result import FunctionCallEvent, FunctionCallOutputEvent
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from voicebook.agent.eval_judge import SKIPPED, judge_intent
+from voicebook.agent.eval_match import (
+    WRITE_TOOLS,
+    WRITES,
+    check_matcher,
+    describe,
+    is_matcher,
+    mismatch,
+)
 from voicebook.agent.faq import NAME as FAQ_TOOL
 from voicebook.agent.textmode import TextCall, Turn
 from voicebook.config import Settings
@@ -70,6 +91,12 @@ from voicebook.errors import VoicebookError
 from voicebook.models import TOOL_NAMES
 from voicebook.sdk import AsyncClient
 
+if TYPE_CHECKING:
+    from livekit.agents.llm import LLM
+
+FORMAT = "voicebook-eval/1"
+"""The value of a scenario file's top-level `format:` key: a livekit `scenarios.yaml`
+simulation (another format under the same kind of name) is refused, not half-run."""
 # --- the file -----------------------------------------------------------------------------------
 
 
@@ -99,6 +126,9 @@ class ExpectedCall(BaseModel):
     @model_validator(mode="after")
     def _known_tool(self) -> ExpectedCall:
         _known_tools([self.tool])
+        for value in self.args.values():
+            if is_matcher(value):
+                check_matcher(value)
         return self
 
 
@@ -112,18 +142,23 @@ class ScenarioTurn(BaseModel):
     user: str = Field(min_length=1)
     expect: list[ExpectedCall] = Field(default_factory=list)
     not_called: list[str] = Field(
-        default_factory=list, description="Tools the agent must not call in this turn."
+        default_factory=list,
+        description=f"Tools the agent must not call in this turn; {WRITES!r}: every write.",
     )
     says: list[str] = Field(
         default_factory=list,
         description="Texts the agent's answer in this turn must contain (any case).",
+    )
+    judge: list[str] = Field(
+        default_factory=list,
+        description="Intents the agent's last answer of the turn must fulfil (a judge model).",
     )
     before: Before | None = None
     model: list[dict[str, Any]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _known_tools(self) -> ScenarioTurn:
-        _known_tools(self.not_called)
+        _known_tools([name for name in self.not_called if name != WRITES])
         return self
 
 
@@ -151,11 +186,15 @@ class Scenario(BaseModel):
         min_length=1,
         description="The call comes from a phone line with this caller id (attested first).",
     )
+    variant: Literal["text", "voice"] = Field(
+        default="text", description="Which variant of the instructions the agent gets."
+    )
     turns: list[ScenarioTurn] = Field(min_length=1)
 
 
 class ScenarioFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    format: Literal["voicebook-eval/1"]
     scenarios: list[Scenario] = Field(min_length=1)
 
 
@@ -175,6 +214,11 @@ def load_scenarios(path: Path) -> list[Scenario]:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or exc
         raise ScenarioFileError(f"{path} is not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ScenarioFileError(
+            f"{path} is not a voicebook eval file: it needs `format: {FORMAT}` at the top "
+            "(livekit's own scenarios.yaml simulations are another format)"
+        )
     try:
         return ScenarioFile.model_validate(data).scenarios
     except ValidationError as exc:
@@ -196,11 +240,14 @@ class Check:
     what: str
     passed: bool
     detail: str = ""
+    skipped: bool = False
+    """Not run (a judged intent without a judge model); never a failure."""
 
 
 @dataclass
 class ScenarioResult:
     name: str
+    variant: str = "text"
     session_id: str = ""
     checks: list[Check] = field(default_factory=list)
 
@@ -209,19 +256,49 @@ class ScenarioResult:
         return all(check.passed for check in self.checks)
 
 
-def _outcome_of(turn: Turn, call_id: str) -> tuple[bool, str]:
-    """(is_error, error code or '') of the output of call `call_id` in this turn."""
+@dataclass
+class TurnCall:
+    """One function call of a turn as the model made it, with its answer and the newest answer
+    of each tool before it (what `{from: ...}` matchers accept)."""
+
+    name: str
+    call_id: str
+    arguments: dict[str, Any]
+    answers_before: dict[str, Any]
+    is_error: bool = True
+    code: str = "no output"
+
+
+def calls_of(turn: Turn, answers: dict[str, Any]) -> list[TurnCall]:
+    """The turn's calls in order, read from its `RunResult` events; `answers` (the newest answer
+    of each tool in the call so far) is brought up to date."""
     assert turn.result is not None
+    calls: dict[str, TurnCall] = {}
     for event in turn.result.events:
         item = event.item
-        if getattr(item, "type", None) == "function_call_output" and item.call_id == call_id:
-            if not item.is_error:
-                return False, ""
+        if isinstance(event, FunctionCallEvent):
             try:
-                return True, str(json.loads(item.output).get("error", ""))
-            except (ValueError, AttributeError):
-                return True, ""
-    return True, "no output"
+                arguments = json.loads(item.arguments or "{}")
+            except ValueError:
+                arguments = {}
+            calls[item.call_id] = TurnCall(
+                item.name,
+                item.call_id,
+                arguments if isinstance(arguments, dict) else {},
+                dict(answers),
+            )
+        elif isinstance(event, FunctionCallOutputEvent):
+            try:
+                answer = json.loads(item.output)
+            except ValueError:
+                answer = item.output
+            answers[item.name] = answer
+            call = calls.get(item.call_id)
+            if call is not None:
+                call.is_error = item.is_error
+                error = answer.get("error", "") if isinstance(answer, dict) else ""
+                call.code = str(error) if item.is_error else ""
+    return list(calls.values())
 
 
 def _path(value: Any, path: str) -> Any:
@@ -254,57 +331,85 @@ def _output_problems(item: ExpectedCall, output: str) -> list[str]:
     return problems
 
 
-def check_turn(
+def _expected_call_check(
+    scenario: str, index: int, turn: Turn, item: ExpectedCall, calls: list[TurnCall], region: str
+) -> Check:
+    what = f"{item.tool}({', '.join(f'{k}={describe(v)}' for k, v in item.args.items())})"
+    if item.without:
+        what += f" without {', '.join(item.without)}"
+    named = [call for call in calls if call.name == item.tool]
+    why = [mismatch(item.args, c.arguments, c.answers_before, region) for c in named]
+    call = next((c for c, problem in zip(named, why, strict=True) if problem is None), None)
+    if call is None:
+        made = [c.name for c in calls] or ["no tool call"]
+        detail = f"made: {', '.join(made)}"
+        if named:
+            detail += f"; {why[0]}"
+        return Check(scenario, index, what, False, detail)
+    expected_error = item.outcome != "ok"
+    passed = call.is_error == expected_error and item.outcome in ("ok", "error", call.code)
+    code = call.code
+    detail = f"→ {code or 'ok'}" if passed else f"expected {item.outcome}, got {code or 'ok'}"
+    extra = [name for name in item.without if call.arguments.get(name) is not None]
+    if extra:
+        passed, detail = False, f"{detail}; gave {', '.join(extra)}"
+    record = next((r for r in turn.tool_calls if r.call_id == call.call_id), None)
+    if item.output and passed:
+        problems = _output_problems(item, record.output if record else "")
+        if problems:
+            passed, detail = False, "; ".join(problems)
+        else:
+            detail += f" ({', '.join(f'{k}={v!r}' for k, v in item.output.items())})"
+    return Check(scenario, index, f"{what} {item.outcome}", passed, detail)
+
+
+def _forbidden_checks(
+    scenario: str, index: int, names: list[str], calls: list[TurnCall]
+) -> list[Check]:
+    """`not_called`: each tool named, and `writes` as one check naming every early write."""
+    checks = []
+    for tool in names:
+        if tool == WRITES:
+            early = [c.name for c in calls if c.name in WRITE_TOOLS]
+            detail = f"wrote before the caller's yes: {', '.join(early)}" if early else ""
+            checks.append(Check(scenario, index, "no write before a yes", not early, detail))
+            continue
+        made = [c for c in calls if c.name == tool]
+        detail = f"called {len(made)} time(s)" if made else ""
+        checks.append(Check(scenario, index, f"no {tool}", not made, detail))
+    return checks
+
+
+async def check_turn(
     scenario: str,
     index: int,
     turn: Turn,
-    expected: list[ExpectedCall],
-    not_called: list[str] | None = None,
-    says: list[str] | None = None,
+    spec: ScenarioTurn,
+    answers: dict[str, Any],
+    region: str,
+    judge: LLM | None = None,
 ) -> list[Check]:
-    """The expectations of one turn, each as a `Check`."""
+    """The expectations of one turn, each as a `Check`; `answers` (the newest answer of each
+    tool so far) is brought up to date; `region`: the default region of spoken numbers;
+    `judge`: the model that reads the `judge:` intents (None: they are skipped)."""
     if turn.result is None:
         return [Check(scenario, index, "the agent answered", False, turn.error or "no answer")]
-    checks = []
-    assertion = turn.result.expect
-    for item in expected:
-        what = f"{item.tool}({', '.join(f'{k}={v!r}' for k, v in item.args.items())})"
-        if item.without:
-            what += f" without {', '.join(item.without)}"
-        try:
-            found = assertion.contains_function_call(name=item.tool, arguments=item.args)
-        except AssertionError:
-            made = [c.name for c in turn.tool_calls] or ["no tool call"]
-            checks.append(Check(scenario, index, what, False, f"made: {', '.join(made)}"))
-            continue
-        call = found.event().item
-        is_error, code = _outcome_of(turn, call.call_id)
-        expected_error = item.outcome != "ok"
-        passed = is_error == expected_error and item.outcome in ("ok", "error", code)
-        detail = f"→ {code or 'ok'}" if passed else f"expected {item.outcome}, got {code or 'ok'}"
-        try:
-            given = json.loads(call.arguments or "{}")
-        except ValueError:
-            given = {}
-        extra = [name for name in item.without if given.get(name) is not None]
-        if extra:
-            passed, detail = False, f"{detail}; gave {', '.join(extra)}"
-        record = next((r for r in turn.tool_calls if r.call_id == call.call_id), None)
-        if item.output and passed:
-            problems = _output_problems(item, record.output if record else "")
-            if problems:
-                passed, detail = False, "; ".join(problems)
-            else:
-                detail += f" ({', '.join(f'{k}={v!r}' for k, v in item.output.items())})"
-        checks.append(Check(scenario, index, f"{what} {item.outcome}", passed, detail))
-    for tool in not_called or ():
-        made = [c for c in turn.tool_calls if c.name == tool]
-        detail = f"called {len(made)} time(s)" if made else ""
-        checks.append(Check(scenario, index, f"no {tool}", not made, detail))
+    calls = calls_of(turn, answers)
+    checks = [
+        _expected_call_check(scenario, index, turn, item, calls, region) for item in spec.expect
+    ]
+    checks += _forbidden_checks(scenario, index, spec.not_called, calls)
     answer = " ".join(" ".join(turn.agent).split()).lower()
-    for text in says or ():
+    for text in spec.says:
         said = " ".join(text.split()).lower() in answer
         checks.append(Check(scenario, index, f"says {text!r}", said, "" if said else answer))
+    for intent in spec.judge:
+        what = f"judged: {intent}"
+        if judge is None:
+            checks.append(Check(scenario, index, what, True, SKIPPED, skipped=True))
+            continue
+        held, why = await judge_intent(judge, turn.result, intent)
+        checks.append(Check(scenario, index, what, held, why))
     return checks
 
 
@@ -522,11 +627,18 @@ async def run_scenario(
     client: AsyncClient,
     scenario: Scenario,
     inbox: CodeInbox | None = None,
+    *,
+    voice: bool = False,
+    judge: LLM | None = None,
 ) -> ScenarioResult:
-    result = ScenarioResult(scenario.name)
+    """One scenario in a call of its own; `voice`: every scenario gets the voice instructions
+    (else only those that say `variant: voice`); `judge`: the model for `judge:` intents."""
+    variant = "voice" if voice else scenario.variant
+    result = ScenarioResult(scenario.name, variant=variant)
     if not await _set_up(client, scenario, result):
         return result
-    call = TextCall(settings, client, line_phone=scenario.sip_phone)
+    modality = "audio" if variant == "voice" else "text"
+    call = TextCall(settings, client, line_phone=scenario.sip_phone, modality=modality)
     try:
         await call.start()
     except (RuntimeError, VoicebookError) as exc:
@@ -539,6 +651,7 @@ async def run_scenario(
         attested = call.link is not None and call.link.known_line
         result.checks.append(Check(scenario.name, 0, "the line's caller id attested", attested))
     outputs: dict[str, Any] = {}
+    answers: dict[str, Any] = {}
     records: list[Any] = []
     try:
         for index, spec in enumerate(scenario.turns, start=1):
@@ -564,7 +677,9 @@ async def run_scenario(
                 if record.ok:
                     outputs[record.name] = json.loads(record.output)
             result.checks.extend(
-                check_turn(scenario.name, index, turn, spec.expect, spec.not_called, spec.says)
+                await check_turn(
+                    scenario.name, index, turn, spec, answers, settings.default_region, judge
+                )
             )
             if call.ending:
                 break
@@ -581,5 +696,11 @@ async def run_scenarios(
     client: AsyncClient,
     scenarios: list[Scenario],
     inbox: CodeInbox | None = None,
+    *,
+    voice: bool = False,
+    judge: LLM | None = None,
 ) -> list[ScenarioResult]:
-    return [await run_scenario(settings, client, scenario, inbox) for scenario in scenarios]
+    return [
+        await run_scenario(settings, client, scenario, inbox, voice=voice, judge=judge)
+        for scenario in scenarios
+    ]

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from livekit.agents import AgentSession
 from livekit.agents.voice.run_result import ChatMessageEvent, RunResult
@@ -60,9 +60,12 @@ class TextCall:
         observer: ToolObserver | None = None,
         session: AgentSession | None = None,
         line_phone: str | None = None,
+        modality: Literal["text", "audio"] = "text",
     ) -> None:
         """`line_phone`: the call comes from a phone line with this caller id, attested to the
-        server before the first turn as the worker does for a SIP call (the service key)."""
+        server before the first turn as the worker does for a SIP call (the service key);
+        `modality`: "audio" runs each turn as if spoken, so the model gets the voice variant of
+        the instructions (what a phone caller's agent is told) instead of the text one."""
         self.settings = settings
         self.client = client
         self.turns: list[Turn] = []
@@ -72,6 +75,7 @@ class TextCall:
         self._session = session
         self._current: Turn | None = None
         self._line_phone = line_phone
+        self._modality: Literal["text", "audio"] = modality
 
     @property
     def agent_session(self) -> AgentSession:
@@ -117,7 +121,7 @@ class TextCall:
         failures = len(self.link.llm_failures) if self.link else 0
         started = time.monotonic()
         try:
-            result = await self.agent_session.run(user_input=text)
+            result = await self.agent_session.run(user_input=text, input_modality=self._modality)
         except Exception as exc:  # the session could not even run the turn
             turn.error = str(exc) or type(exc).__name__
             turn.agent.append(APOLOGY)

@@ -3,7 +3,10 @@
 Without `--url` (or VOICEBOOK_URL / BACKEND_BASE_URL) the server runs inside this process on a
 throwaway SQLite file, so every run starts from an empty calendar, and texts its verification
 codes to a local webhook receiver the scenarios read them from (`{code}`); the LLM is the
-configured one. Exit 1 when any check fails.
+configured one. `--voice` gives every scenario the voice variant of the instructions (what the
+phone agent is told; a scenario may ask for it with `variant: voice`); `--judge-model` (or
+VOICEBOOK_JUDGE_MODEL) names the model that judges the scenarios' `judge:` intents, which are
+otherwise reported as skipped. Exit 1 when any check fails.
 """
 
 from __future__ import annotations
@@ -18,15 +21,28 @@ from voicebook.cli.common import require_agent_extra as _require_agent_extra
 from voicebook.cli.remote import ApiKey, AsJson, Url
 
 if TYPE_CHECKING:
+    from livekit.agents.llm import LLM
+
     from voicebook.agent.evals import Scenario, ScenarioResult
     from voicebook.config import Settings
 
 
 def evaluate(
-    file: Annotated[Path, typer.Argument(help="The scenarios (see examples/scenarios.yaml).")],
+    file: Annotated[Path, typer.Argument(help="The scenarios (see examples/scenarios.eval.yaml).")],
     only: Annotated[
         Optional[str],  # noqa: UP045 - Typer reads the annotation at run time on 3.10
         typer.Option("--only", help="Run only scenarios whose name contains this."),
+    ] = None,
+    voice: Annotated[
+        bool, typer.Option("--voice", help="Run every scenario with the voice instructions.")
+    ] = False,
+    judge_model: Annotated[
+        Optional[str],  # noqa: UP045 - Typer reads the annotation at run time on 3.10
+        typer.Option(
+            "--judge-model",
+            envvar="VOICEBOOK_JUDGE_MODEL",
+            help="Judge the scenarios' `judge:` intents with this model (else skipped).",
+        ),
     ] = None,
     as_json: AsJson = False,
     url: Url = None,
@@ -52,7 +68,10 @@ def evaluate(
 
     quiet_agent_logs()
 
-    results = run(_evaluate(settings, scenarios, url, api_key))
+    from voicebook.agent.eval_judge import judge_llm
+
+    judge = judge_llm(settings, judge_model)
+    results = run(_evaluate(settings, scenarios, url, api_key, voice=voice, judge=judge))
     if as_json:
         import json
 
@@ -64,7 +83,13 @@ def evaluate(
 
 
 async def _evaluate(
-    settings: Settings, scenarios: list[Scenario], url: str | None, api_key: str | None
+    settings: Settings,
+    scenarios: list[Scenario],
+    url: str | None,
+    api_key: str | None,
+    *,
+    voice: bool,
+    judge: LLM | None,
 ) -> list[ScenarioResult]:
     from voicebook.agent.evals import CodeInbox, run_scenarios
     from voicebook.cli.common import agent_server
@@ -74,7 +99,12 @@ async def _evaluate(
         settings = inbox.configure(settings)
         async with agent_server(settings, url, api_key, scratch=True) as (client, in_process):
             return await run_scenarios(
-                settings, client, scenarios, inbox=inbox if in_process else None
+                settings,
+                client,
+                scenarios,
+                inbox=inbox if in_process else None,
+                voice=voice,
+                judge=judge,
             )
 
 
@@ -82,9 +112,16 @@ def _result_json(result: ScenarioResult) -> dict[str, object]:
     return {
         "name": result.name,
         "session_id": result.session_id,
+        "variant": result.variant,
         "passed": result.passed,
         "checks": [
-            {"turn": c.turn, "what": c.what, "passed": c.passed, "detail": c.detail}
+            {
+                "turn": c.turn,
+                "what": c.what,
+                "passed": c.passed,
+                "skipped": c.skipped,
+                "detail": c.detail,
+            }
             for c in result.checks
         ],
     }
@@ -95,6 +132,7 @@ def _print_table(results: list[ScenarioResult]) -> None:
 
     table = Table(title="voicebook eval", title_justify="left")
     table.add_column("scenario")
+    table.add_column("variant")
     table.add_column("turn", justify="right")
     table.add_column("check")
     table.add_column("result", no_wrap=True)
@@ -102,7 +140,11 @@ def _print_table(results: list[ScenarioResult]) -> None:
     for result in results:
         for check in result.checks:
             verdict = "[green]PASS[/]" if check.passed else "[bold red]FAIL[/]"
-            table.add_row(result.name, str(check.turn), check.what, verdict, check.detail)
+            if check.skipped:
+                verdict = "[yellow]SKIP[/]"
+            table.add_row(
+                result.name, result.variant, str(check.turn), check.what, verdict, check.detail
+            )
     console.print(table)
     passed = sum(result.passed for result in results)
     colour = "green" if passed == len(results) else "red"
