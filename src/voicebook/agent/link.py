@@ -2,8 +2,11 @@
 
 - the session's tools go to the server (`tools`, a `ServerTools`);
 - its final transcript lines and usage go to the server in batches (`reporter`);
-- `end_conversation` lets the goodbye play, then ends the session on the server (which builds
-  the summary) and closes the agent session;
+- `end_conversation` lets the goodbye play, closes the agent session and lets the avatar leave
+  (so the last seconds of speech-to-text and of avatar time are counted: Deepgram reports its
+  remainder when its stream closes), sends that final usage, and only then ends the session on
+  the server, which builds and prices the summary — each wait bounded, so a stuck close never
+  holds the end of the call;
 - when the session closes any other way (the caller hung up, the LLM failed for good, the
   terminal closed), the rest is reported with `hangup`, so the server summarises the call anyway;
 - when the LLM fails for good, the caller hears an apology instead of silence;
@@ -16,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 from livekit.agents import AgentSession, RunContext
 from livekit.agents.llm import ChatMessage
+from livekit.agents.voice.avatar import AvatarSession
 
+from voicebook.agent.avatar import AvatarPresence
 from voicebook.agent.reporting import CallReporter, usage_totals
 from voicebook.agent.tools import ServerTools, ToolObserver
 from voicebook.errors import VoicebookError
@@ -35,6 +39,9 @@ APOLOGY = (
     "please call back in a few minutes."
 )
 GOODBYE_CUE = "The call is ending now: say a short goodbye and nothing else."
+FINAL_USAGE_TIMEOUT_S = 5.0
+"""At most this long for the agent session to close, and again for the avatar to leave, before
+the final usage is reported and the summary priced."""
 
 
 class CallLink:
@@ -56,12 +63,16 @@ class CallLink:
         """What went wrong each time the LLM failed for good (after its retries)."""
         self.ending = False
         """The model called end_conversation: the call ends after the goodbye."""
-        self.avatar_started_at: float | None = None
+        self.avatar: AvatarPresence | None = None
+        """The avatar's time in the room (when the call has an avatar)."""
+        self.avatar_session: AvatarSession | None = None
+        """The avatar that joined, asked to leave when the conversation ends."""
         self.line_caller: User | None = None
         """The caller the line vouched for (attested to the server), if any."""
         self._session: AgentSession | None = None
         self._ending: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
+        self._session_closed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._finishing: asyncio.Task[None] | None = None
 
@@ -75,7 +86,7 @@ class CallLink:
         self.reporter.start()
 
     def usage(self) -> Usage:
-        avatar = time.monotonic() - self.avatar_started_at if self.avatar_started_at else 0.0
+        avatar = self.avatar.seconds() if self.avatar is not None else 0.0
         model_usage = self._session.usage.model_usage if self._session else []
         return usage_totals(model_usage, avatar)
 
@@ -104,6 +115,7 @@ class CallLink:
                 self._session.say(APOLOGY, allow_interruptions=False)
 
     def _on_close(self, _event: Any) -> None:
+        self._session_closed.set()
         self.finish()
 
     @property
@@ -139,6 +151,7 @@ class CallLink:
 
     async def _end(self, arguments: dict[str, Any], call_id: str) -> None:
         await self.tools.drain()
+        await self._settle_usage()
         await self.reporter.flush()
         try:
             response = await self.tools.call("end_conversation", arguments, call_id)
@@ -149,8 +162,19 @@ class CallLink:
             self.summary = response.summary
             self.reporter.server_ended = True  # nothing more is accepted for this session
         self._ended.set()
-        if self._session is not None:
+
+    async def _settle_usage(self) -> None:
+        """The session closed (what is still speaking finishes first) and the avatar gone, each
+        bounded by FINAL_USAGE_TIMEOUT_S: what they report on the way out is in the usage."""
+        if self._session is not None and not self._session_closed.is_set():
             self._session.shutdown()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._session_closed.wait(), FINAL_USAGE_TIMEOUT_S)
+        if self.avatar_session is not None and self.avatar is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.avatar_session.aclose(), FINAL_USAGE_TIMEOUT_S)
+            if not await self.avatar.wait_left(FINAL_USAGE_TIMEOUT_S):
+                logger.warning("the avatar did not leave; its time is counted until now")
 
     async def wait_ended(self) -> None:
         """Wait until end_conversation has been sent to the server (after the goodbye)."""

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 DEFAULT_OPENROUTER_MODEL = "openai/gpt-4o-mini"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEEPGRAM_MODEL = "nova-3"
+DEEPGRAM_OPTIONS: dict[str, Any] = {"numerals": True, "smart_format": True}
+"""Digits for spoken numbers: "four one five, five five five..." reaches the model as
+"415-555-..." (numerals), grouped like a phone number (smart_format), so `identify_user` gets
+the number the caller said rather than words the model must convert. Deepgram's `no_delay`
+(the plugin's default) keeps smart formatting from holding results back."""
 MAX_TOOL_STEPS = 5
 """livekit-agents' `max_tool_steps`: a turn may make this many tool rounds plus one before the
 model must answer without tools. A caller who says "I'm Ada, 415 555 0101, book me the first
@@ -100,7 +105,11 @@ def build_voice_session(settings: Settings) -> AgentSession:
     if settings.cartesia_voice_id:
         tts_options["voice"] = settings.cartesia_voice_id
     return AgentSession(
-        stt=deepgram.STT(model=DEEPGRAM_MODEL, api_key=secret_value(settings.deepgram_api_key)),
+        stt=deepgram.STT(
+            model=DEEPGRAM_MODEL,
+            api_key=secret_value(settings.deepgram_api_key),
+            **DEEPGRAM_OPTIONS,
+        ),
         llm=build_llm(settings),
         tts=cartesia.TTS(**tts_options),
         vad=inference.VAD(),

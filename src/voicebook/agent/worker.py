@@ -24,12 +24,14 @@ import contextlib
 import json
 import logging
 import os
-import time
+from typing import Any
 
 from livekit import rtc
-from livekit.agents import AgentServer, JobContext
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext
+from livekit.agents.voice.avatar import AvatarSession
 from livekit.agents.voice.room_io import RoomOptions
 
+from voicebook.agent.avatar import AVATAR_JOIN_TIMEOUT_S, AvatarPresence, join_avatar
 from voicebook.agent.link import CallLink
 from voicebook.agent.providers import (
     build_avatar,
@@ -125,6 +127,7 @@ async def entrypoint(ctx: JobContext) -> None:
     """One call: the receptionist in the caller's room, bound to its voicebook session."""
     try:
         settings = load_settings()
+        session = build_voice_session(settings)  # a key missing in this job's environment
     except ConfigError as exc:
         logger.error("cannot take the call: %s", exc)
         ctx.shutdown(str(exc))
@@ -133,7 +136,6 @@ async def entrypoint(ctx: JobContext) -> None:
     client = agent_client(
         os.environ.get("VOICEBOOK_URL") or settings.backend_base_url, settings.service_key()
     )
-    session = build_voice_session(settings)
     link: CallLink | None = None
 
     async def finish() -> None:
@@ -159,32 +161,41 @@ async def entrypoint(ctx: JobContext) -> None:
         return
     agent = Receptionist(link, settings.rules, settings.agent_greeting, settings.business_model)
     link.attach(session)
-    if settings.bey_enabled:
-        # Started before the session, but not awaited: the greeting does not wait on the avatar.
-        link.spawn(_start_avatar(settings, link, session, ctx))
-    # The agent listens to that caller, not to whoever joins next.
-    await session.start(
-        agent, room=ctx.room, room_options=RoomOptions(participant_identity=caller.identity)
+    await start_conversation(
+        link,
+        session,
+        agent,
+        ctx.room,
+        # The agent listens to that caller, not to whoever joins next.
+        RoomOptions(participant_identity=caller.identity),
+        avatar=build_avatar(settings) if settings.bey_enabled else None,
+        # LiveKit's settings passed explicitly: they may come from .env, not the environment
+        livekit_url=settings.livekit_url or "",
+        livekit_api_key=settings.livekit_api_key or "",
+        livekit_api_secret=secret_value(settings.livekit_api_secret) or "",
     )
     link.spawn(_close_room_after_goodbye(link, ctx))
 
 
-async def _start_avatar(
-    settings: Settings, link: CallLink, session: object, ctx: JobContext
+async def start_conversation(
+    link: CallLink,
+    session: AgentSession,
+    agent: Agent,
+    room: rtc.Room,
+    room_options: RoomOptions,
+    *,
+    avatar: AvatarSession | None = None,
+    avatar_join_timeout: float = AVATAR_JOIN_TIMEOUT_S,
+    **avatar_options: Any,
 ) -> None:
-    try:
-        # LiveKit's settings passed explicitly: they may come from .env, not the environment
-        await build_avatar(settings).start(
-            session,
-            room=ctx.room,
-            livekit_url=settings.livekit_url or "",
-            livekit_api_key=settings.livekit_api_key or "",
-            livekit_api_secret=secret_value(settings.livekit_api_secret) or "",
-        )
-    except Exception:
-        logger.exception("the avatar did not start; the call goes on with voice only")
-    else:
-        link.avatar_started_at = time.monotonic()
+    """The avatar first — started and joined (bounded), or the call goes on with voice only —
+    then the session, so the greeting plays where the caller hears it (see agent/avatar.py).
+    The avatar's time is counted from its own join and leave."""
+    if avatar is not None:
+        link.avatar = AvatarPresence(room, avatar.avatar_identity)
+        if await join_avatar(avatar, session, room, timeout=avatar_join_timeout, **avatar_options):
+            link.avatar_session = avatar
+    await session.start(agent, room=room, room_options=room_options)
 
 
 async def _close_room_after_goodbye(link: CallLink, ctx: JobContext) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Annotated
 
 import typer
@@ -28,17 +30,23 @@ def _run(*, dev: bool, log_level: str, port: int) -> None:
         server = create_agent_server(settings, port=port)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
-    from livekit.agents.cli import proto
-    from livekit.agents.cli.cli import _run_worker
+    _configure_logging(dev=dev, level=log_level, region=settings.default_region)
+    from voicebook.agent.launcher import serve
 
-    _run_worker(
-        server,
-        proto.CliArgs(
-            log_level=log_level.upper(),
-            log_format="colored" if dev else "json",
-            dev=dev,
-        ),
-    )
+    asyncio.run(serve(server, dev=dev))
+
+
+def _configure_logging(*, dev: bool, level: str, region: str) -> None:
+    """Readable lines in development; in production JSON lines with phone numbers masked,
+    like the server's."""
+    if dev:
+        logging.basicConfig(
+            level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return
+    from voicebook.server.observability import configure_logging
+
+    configure_logging(level, region)
 
 
 @app.command()
