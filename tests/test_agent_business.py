@@ -398,15 +398,22 @@ def test_the_example_business_scenarios_fail_a_model_that_books_before_a_yes(
     env = clean_env({**scripted.env(), "VOICEBOOK_BUSINESS_FILE": str(CLINIC)})
     done = voicebook("eval", str(CLINIC_SCENARIOS), "--json", env=env, cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
-    (checkup,) = [r for r in json.loads(done.stdout) if r["name"] == "book a check-up by service"]
-    assert not checkup["passed"]
-    early = [
-        (c["turn"], c["detail"])
-        for c in checkup["checks"]
+    results = {r["name"]: r for r in json.loads(done.stdout)}
+    early = {
+        (name, c["turn"], c["detail"])
+        for name, r in results.items()
+        for c in r["checks"]
         if c["what"] == "no write before a yes" and not c["passed"]
-    ]
+    }
     wrote = "wrote before the caller's yes: "
-    assert early == [(1, wrote + "identify_user"), (3, wrote + "book_appointment")]
+    assert early == {
+        ("book a check-up by service", 1, wrote + "identify_user"),
+        ("book a check-up by service", 3, wrote + "book_appointment"),
+        ("book a treatment with a named doctor", 1, wrote + "identify_user"),
+        ("book a treatment with a named doctor", 3, wrote + "book_appointment"),
+    }
+    assert not results["book a check-up by service"]["passed"]
+    assert not results["book a treatment with a named doctor"]["passed"]
 
 
 def test_eval_fails_a_turn_that_does_not_say_what_it_must(scripted: Any, tmp_path: Path) -> None:

@@ -249,16 +249,21 @@ def test_the_example_scenarios_fail_a_model_that_writes_before_the_callers_yes(
         ("reschedule to the next slot", 5, wrote + "modify_appointment"),
         ("cancel an appointment", 5, wrote + "cancel_appointment"),
         ("wrong number, then corrected", 1, wrote + "identify_user"),
+        ("recover from a double booking", 1, wrote + "identify_user, book_appointment"),
     }
-    assert not any(
-        results[name]["passed"]
-        for name in (
-            "book the first free slot",
-            "reschedule to the next slot",
-            "cancel an appointment",
-            "wrong number, then corrected",
-        )
-    )
+    claimed = results["a claimed caller books"]["checks"]
+    assert {"turn": 1, "what": "no identify_user", "passed": False} in [
+        {k: c[k] for k in ("turn", "what", "passed")} for c in claimed
+    ]
+    failed = {name for name, r in results.items() if not r["passed"]}
+    assert failed == {
+        "book the first free slot",
+        "reschedule to the next slot",
+        "cancel an appointment",
+        "recover from a double booking",
+        "wrong number, then corrected",
+        "a claimed caller books",
+    }
 
 
 def test_eval_voice_runs_the_voice_instructions(scripted: Any, tmp_path: Path) -> None:
