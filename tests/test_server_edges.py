@@ -21,6 +21,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from servers import Server, clean_env, free_port, running_server
+from voicebook import __version__
 
 API_KEY = "edge-service-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -399,8 +400,8 @@ def test_livekit_token_without_configuration_is_503(http: httpx.Client) -> None:
 
 
 def test_health_ready_and_metrics(http: httpx.Client) -> None:
-    assert ok(http.get("/healthz")) == {"status": "ok"}
-    assert ok(http.get("/readyz", headers=AUTH)) == {"status": "ready"}
+    assert ok(http.get("/healthz")) == {"status": "ok", "version": __version__}
+    assert ok(http.get("/readyz", headers=AUTH)) == {"status": "ready", "version": __version__}
     session_id = start(http)
     ok(tool(http, "fetch_slots", session_id, limit=1))
     expect_error(tool(http, "book_appointment", session_id, slot_id="slot_x"), 409)

@@ -9,17 +9,23 @@ from __future__ import annotations
 import re
 from datetime import date as Date
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    GetJsonSchemaHandler,
+    Tag,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 ToolName = Literal[
     "identify_user",
@@ -37,6 +43,9 @@ IdentityLevel = Literal["claimed", "verified", "trusted"]
 """How far the session's caller is proved (DESIGN §4): trusted (a channel the business controls
 vouches for the number), verified (a one-time code sent to it came back), claimed (only said)."""
 AppointmentStatus = Literal["confirmed", "cancelled", "rescheduled"]
+VerifyStatus = Literal["code_sent", "verified"]
+ActionKind = Literal["booked", "cancelled", "rescheduled"]
+ToolCallStatus = Literal["started", "completed", "failed"]
 PartOfDay = Literal["morning", "afternoon", "evening"]
 CODE_DIGITS = 6
 PAGE_MAX = 500
@@ -44,6 +53,8 @@ PAGE_MAX = 500
 SLOT_ID_MAX = 160
 MAX_SLOTS = 200
 DEFAULT_SLOTS = 5
+VERSION_HEADER = "X-Voicebook-Version"
+"""The response header on every HTTP answer carrying the server's version."""
 
 
 EARLIEST_YEAR = 2000
@@ -56,6 +67,16 @@ MAX_SECONDS = 7 * 24 * 3600.0
 """Bound of a usage duration for one session."""
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 """Characters no stored text may hold (see `unstorable_text`)."""
+
+
+def known_values(literal: Any) -> str:
+    """The description of a field the server fills from a closed set that may grow.
+
+    Such fields are typed `str`, not `Literal`, in what clients read (forward compatibility,
+    DESIGN §3): an SDK deployed today must accept the value a newer server adds. The values known
+    now are documented here instead."""
+    values = ", ".join(f"`{value}`" for value in get_args(literal))
+    return f"Known values: {values}; a newer server may send others (accept them)."
 
 
 class WireModel(BaseModel):
@@ -138,7 +159,7 @@ class Appointment(WireModel):
     id: str
     start: datetime
     end: datetime
-    status: AppointmentStatus
+    status: str = Field(description=known_values(AppointmentStatus))
     name: str | None = None
     notes: str | None = None
     label: str
@@ -176,7 +197,7 @@ class IdentifyUserResponse(WireModel):
         "verified or trusted, else only those booked in this session."
     )
     returning: bool = Field(description="A known caller (only said once the number is proved).")
-    level: IdentityLevel
+    level: str = Field(description=known_values(IdentityLevel))
     verification_required: bool = Field(
         default=False,
         description="Earlier bookings stay hidden until the caller proves the number "
@@ -203,8 +224,8 @@ class VerifyCallerRequest(Request):
 
 
 class VerifyCallerResponse(WireModel):
-    status: Literal["code_sent", "verified"]
-    level: IdentityLevel
+    status: str = Field(description=known_values(VerifyStatus))
+    level: str = Field(description=known_values(IdentityLevel))
     user: User
     upcoming: list[Appointment] = Field(
         default_factory=list, description="Once verified: the caller's upcoming appointments."
@@ -321,13 +342,13 @@ class SummaryAppointment(WireModel):
     name: str | None = None
     date: str = Field(description="YYYY-MM-DD in the business zone")
     time: str = Field(description="24-hour HH:MM in the business zone")
-    status: AppointmentStatus
+    status: str = Field(description=known_values(AppointmentStatus))
     start: datetime
     end: datetime
 
 
 class SummaryAction(WireModel):
-    kind: Literal["booked", "cancelled", "rescheduled"]
+    kind: str = Field(description=known_values(ActionKind))
     appointment_id: str
     label: str
     previous_label: str | None = None
@@ -358,6 +379,12 @@ class Usage(WireModel):
     model_config = ConfigDict(extra="forbid")
     llm_model: str | None = Field(default=None, max_length=200)
     llm_input_tokens: int = Field(default=0, ge=0, le=MAX_COUNT)
+    llm_cached_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_COUNT,
+        description="Of the input tokens, those served from the provider's prompt cache.",
+    )
     llm_output_tokens: int = Field(default=0, ge=0, le=MAX_COUNT)
     stt_seconds: float = Field(default=0, ge=0, le=MAX_SECONDS)
     tts_characters: int = Field(default=0, ge=0, le=MAX_COUNT)
@@ -382,7 +409,7 @@ class AgentReport(Request):
 
 class AgentReportResponse(WireModel):
     session_id: str
-    state: SessionState
+    state: str = Field(description=known_values(SessionState))
     events: int = Field(description="How many events this report appended.")
 
 
@@ -414,7 +441,7 @@ TOOL_RESPONSES: dict[str, type[WireModel]] = {
 class ToolCallEvent(WireModel):
     id: str = Field(description="The tool call's idempotency key (the LLM's tool-call id).")
     name: str
-    status: Literal["started", "completed", "failed"]
+    status: str = Field(description=known_values(ToolCallStatus))
     detail: str = Field(description="One human sentence; phones masked.")
     timestamp: datetime
     args: dict[str, Any] = Field(default_factory=dict)
@@ -424,14 +451,115 @@ class ToolCallEvent(WireModel):
 
 
 EventType = Literal["status", "tool_call", "transcript", "summary", "session_closed"]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+EventState = Literal["connected", "ended"]
+"""The states a `status` event carries (the page knows only these); `active` is in GET /session."""
+
+
+class StatusPayload(WireModel):
+    session_id: str
+    state: str = Field(description=known_values(EventState))
+
+
+class TranscriptPayload(WireModel):
+    role: str = Field(description=known_values(Literal["user", "agent"]))
+    text: str
+    final: bool = True
+
+
+class SessionClosedPayload(WireModel):
+    session_id: str
+
+
+class EventEnvelope(WireModel):
+    """What every event has, whatever its type: the typed events below add `type` and `payload`."""
+
+    id: int = Field(description="Increasing per session; `?after=<id>` resumes after it.")
+    session_id: str
+    timestamp: datetime
+
+
+class StatusEvent(EventEnvelope):
+    type: Literal["status"]
+    payload: StatusPayload
+
+
+class ToolEvent(EventEnvelope):
+    type: Literal["tool_call"]
+    payload: ToolCallEvent
+
+
+class TranscriptEvent(EventEnvelope):
+    type: Literal["transcript"]
+    payload: TranscriptPayload
+
+
+class SummaryEvent(EventEnvelope):
+    type: Literal["summary"]
+    payload: Summary
+
+
+class SessionClosedEvent(EventEnvelope):
+    type: Literal["session_closed"]
+    payload: SessionClosedPayload
+
+
+class UnknownEvent(EventEnvelope):
+    """An event this SDK cannot read as its type: one a newer server added, or a known type
+    whose payload is not what this version expects. Its raw `payload` is kept, so a client can
+    skip, log or pass it on instead of failing on it."""
+
+    type: str = Field(json_schema_extra={"not": {"enum": list(EVENT_TYPES)}})
+    payload: dict[str, Any]
+
+
+def _event_tag(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if kind in EVENT_TYPES else "unknown"
+
+
+TypedEvent = Annotated[
+    Annotated[StatusEvent, Tag("status")]
+    | Annotated[ToolEvent, Tag("tool_call")]
+    | Annotated[TranscriptEvent, Tag("transcript")]
+    | Annotated[SummaryEvent, Tag("summary")]
+    | Annotated[SessionClosedEvent, Tag("session_closed")]
+    | Annotated[UnknownEvent, Tag("unknown")],
+    Discriminator(_event_tag),
+]
+"""An event with its payload typed by `type`; any other type is an `UnknownEvent`."""
+_typed_event: TypeAdapter[TypedEvent] = TypeAdapter(TypedEvent)
 
 
 class Event(WireModel):
+    """One event of a session's log (WebSocket and GET /session/{id}/events).
+
+    `type` and `payload` are read as sent, so an event type a newer server adds never fails the
+    stream; `typed` is the same event with its payload as its model (`StatusEvent`, `ToolEvent`,
+    `TranscriptEvent`, `SummaryEvent`, `SessionClosedEvent`, else `UnknownEvent`). The OpenAPI
+    schema shows that union."""
+
     id: int
-    type: EventType
+    type: str = Field(description=known_values(EventType))
     session_id: str
     timestamp: datetime
     payload: dict[str, Any]
+
+    @property
+    def typed(self) -> TypedEvent:
+        """This event with a typed payload; never raises (an unreadable one is `UnknownEvent`)."""
+        fields = self.model_dump()
+        try:
+            return _typed_event.validate_python(fields)
+        except ValidationError:
+            return UnknownEvent.model_validate(fields)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Documented as the union of typed events, so generated clients get typed payloads."""
+        return handler(_typed_event.core_schema)
 
 
 class ErrorDetail(WireModel):
@@ -463,16 +591,16 @@ class StartSessionRequest(Inbound):
 class StartSessionResponse(WireModel):
     session_id: str
     ws_url: str = Field(description="The session's event WebSocket (replays, then streams).")
-    state: SessionState
+    state: str = Field(description=known_values(SessionState))
     created_at: datetime
     user: User | None = None
-    identity_level: IdentityLevel | None = None
+    identity_level: str | None = Field(default=None, description=known_values(IdentityLevel))
 
 
 class CallerResponse(WireModel):
     session_id: str
     user: User
-    identity_level: IdentityLevel
+    identity_level: str = Field(description=known_values(IdentityLevel))
     returning: bool
 
 
@@ -491,9 +619,9 @@ class LiveKitTokenResponse(WireModel):
 
 class SessionView(WireModel):
     session_id: str
-    state: SessionState
+    state: str = Field(description=known_values(SessionState))
     user: User | None
-    identity_level: IdentityLevel | None = None
+    identity_level: str | None = Field(default=None, description=known_values(IdentityLevel))
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None = None
@@ -507,6 +635,10 @@ class EndSessionResponse(WireModel):
 
 class Health(WireModel):
     status: str
+    version: str | None = Field(
+        default=None,
+        description="The server's version (`/healthz`; also the X-Voicebook-Version header).",
+    )
 
 
 # --- the business's read API (service key) --------------------------------------------------------

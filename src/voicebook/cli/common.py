@@ -107,17 +107,18 @@ async def agent_server(
 ) -> AsyncIterator[tuple[Any, bool]]:
     """The SDK client the agent commands talk through, and whether the server is in-process.
 
-    The server is `url`, else VOICEBOOK_URL, else BACKEND_BASE_URL; with none of them it runs
-    inside this process, on the embedded store (`scratch`: on a throwaway SQLite file)."""
+    The server is `url`, else VOICEBOOK_URL (environment, then `.env`), else BACKEND_BASE_URL;
+    with none of them it runs inside this process, on the embedded store (`scratch`: on a
+    throwaway SQLite file)."""
     import contextlib
-    import os
     import tempfile
     from pathlib import Path
 
     from voicebook.agent.tools import agent_client
+    from voicebook.sdk.dotenv import environment
 
     async with contextlib.AsyncExitStack() as stack:
-        base_url = url or os.environ.get("VOICEBOOK_URL") or settings.backend_base_url
+        base_url = url or environment().get("VOICEBOOK_URL") or settings.backend_base_url
         in_process = base_url is None
         if in_process:
             from voicebook.server.embedded import serve_in_process

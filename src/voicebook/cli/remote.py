@@ -1,7 +1,8 @@
 """What the commands that talk to a running server share (`voicebook session`, `voicebook tool`).
 
 - `--url` / `--api-key` / `--json` options; without them the SDK reads VOICEBOOK_URL (else
-  BACKEND_BASE_URL, else http://127.0.0.1:8000) and VOICEBOOK_API_KEY.
+  BACKEND_BASE_URL, else http://127.0.0.1:8000) and VOICEBOOK_API_KEY from the environment, else
+  from the working directory's `.env` — the same file the server reads.
 - `connect()`: one SDK `Client` for the command; `call()`: runs SDK calls under a spinner on
   stderr (only when stderr is a terminal and not in `--json` mode) and turns SDK errors into exit
   codes: 1 a domain error (its sentence on stderr), 2 usage or configuration (a bad URL, a wrong

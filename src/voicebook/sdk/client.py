@@ -92,6 +92,12 @@ class Client:
     def retry(self) -> RetryPolicy:
         return self._wire.retry
 
+    @property
+    def server_version(self) -> str | None:
+        """The server's version as its last answer (errors too) gave it; None before the first
+        call or from a server too old to say. `health()` returns it as well."""
+        return self._wire.server_version
+
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r})"
 

@@ -412,7 +412,8 @@ def report(
 
 
 def health() -> Call[Health]:
-    """Liveness (`GET /healthz`): the server process answers."""
+    """Liveness (`GET /healthz`): the server process answers, and its `version` (None from a
+    server older than the field)."""
     return Call("GET", "/healthz", Health.model_validate, idempotent=True)
 
 

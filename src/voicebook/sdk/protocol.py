@@ -9,7 +9,6 @@ their position and retry budget in an `EventCursor`. Nothing here sends, receive
 from __future__ import annotations
 
 import inspect
-import os
 import time
 import typing
 from collections.abc import Callable, Mapping
@@ -31,7 +30,8 @@ from voicebook.errors import (
     VoicebookError,
     error_from_body,
 )
-from voicebook.models import Event
+from voicebook.models import VERSION_HEADER, Event
+from voicebook.sdk.dotenv import environment
 from voicebook.sdk.retry import Budget, RetryPolicy, parse_retry_after
 
 T = TypeVar("T")
@@ -63,8 +63,11 @@ class Call(Generic[T]):
 
 
 def resolve_base_url(base_url: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """`base_url`, else VOICEBOOK_URL, else BACKEND_BASE_URL, else the local default."""
-    env = os.environ if environ is None else environ
+    """`base_url`, else VOICEBOOK_URL, else BACKEND_BASE_URL, else the local default.
+
+    The variables come from `environ`, else the environment over the working directory's `.env`
+    (the file the server reads too)."""
+    env = environment() if environ is None else environ
     url = (
         base_url or env.get("VOICEBOOK_URL") or env.get("BACKEND_BASE_URL") or DEFAULT_BASE_URL
     ).strip()
@@ -74,8 +77,9 @@ def resolve_base_url(base_url: str | None, environ: Mapping[str, str] | None = N
 
 
 def resolve_api_key(api_key: str | None, environ: Mapping[str, str] | None = None) -> str | None:
-    """`api_key`, else VOICEBOOK_API_KEY; None (no Authorization header) when neither is set."""
-    env = os.environ if environ is None else environ
+    """`api_key`, else VOICEBOOK_API_KEY (environment, then `.env`, as for the URL); None (no
+    Authorization header) when neither is set."""
+    env = environment() if environ is None else environ
     key = api_key if api_key is not None else env.get("VOICEBOOK_API_KEY")
     if key is None:
         return None
@@ -116,6 +120,8 @@ class Wire:
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retry = retry or RetryPolicy()
         self.headers = dict(headers or {})
+        self.server_version: str | None = None
+        """The version the server last answered with (its X-Voicebook-Version header)."""
 
     def ws_url(self, path: str) -> str:
         return "ws" + self.base_url.removeprefix("http") + path
@@ -137,6 +143,7 @@ class Wire:
     def result(self, call: Call[T], response: httpx.Response) -> T:
         """The answer as its wire model; raises the typed error of a failure answer."""
         request_id = response.headers.get("x-request-id")
+        self.server_version = response.headers.get(VERSION_HEADER, self.server_version)
         try:
             body = response.json() if response.content else None
         except ValueError:

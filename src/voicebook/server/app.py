@@ -23,6 +23,7 @@ from fastapi.openapi.utils import get_openapi
 from voicebook import __version__
 from voicebook.config import Settings, load_settings
 from voicebook.events import create_bus
+from voicebook.models import VERSION_HEADER
 from voicebook.scheduling.errors import StoreUnavailable
 from voicebook.scheduling.service import SchedulingService
 from voicebook.server import browser, business, callers, ops, tools, websocket
@@ -32,6 +33,7 @@ from voicebook.server.limits import BodySizeLimit, BrowserLimits, JsonCORSMiddle
 from voicebook.server.nesting import NestingLimit
 from voicebook.server.observability import Metrics, RequestContext, short_id
 from voicebook.server.senders import create_verifier
+from voicebook.server.version import ServerVersion
 from voicebook.store import create_store, exclusive
 from voicebook.store.retention import prune_ended, retention_cutoff
 
@@ -177,7 +179,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(business.router)
     app.include_router(ops.router)
     app.include_router(ops.guarded)
-    # Added innermost first: CORS is outermost, so even a 413 or a 500 is readable by the page.
+    # Added innermost first: CORS is outermost but for the version header (on every answer,
+    # preflights too), so even a 413 or a 500 is readable by the page.
     app.add_middleware(NestingLimit)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=metrics)
@@ -186,9 +189,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["*"],
-        expose_headers=["Idempotent-Replayed", "X-Request-ID", "Retry-After", "Link"],
+        expose_headers=[
+            "Idempotent-Replayed",
+            "X-Request-ID",
+            "Retry-After",
+            "Link",
+            VERSION_HEADER,
+        ],
         max_age=600,
     )
+    app.add_middleware(ServerVersion)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from voicebook import __version__
 from voicebook.models import ErrorBody, Health
 from voicebook.scheduling.errors import StoreUnavailable
 from voicebook.server.dependencies import Ctx, require_service_key
@@ -23,7 +24,7 @@ READY_TIMEOUT_S = 3.0
 
 @router.get("/healthz", response_model=Health, summary="The process is up")
 async def healthz() -> Any:
-    return Health(status="ok")
+    return Health(status="ok", version=__version__)
 
 
 @guarded.get(
@@ -39,7 +40,7 @@ async def readyz(ctx: Ctx) -> Any:
         message = f"The database did not answer within {READY_TIMEOUT_S:g} s."
         raise StoreUnavailable(message) from None
     await ctx.bus.ping()  # BusUnavailable (503) when Redis is away
-    return Health(status="ready")
+    return Health(status="ready", version=__version__)
 
 
 @guarded.get("/metrics", summary="Prometheus metrics", response_class=Response)
