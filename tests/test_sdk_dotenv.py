@@ -104,6 +104,8 @@ def test_a_wrong_key_in_the_env_file_is_refused(server: Server, tmp_path: Path) 
     session = new_session(server)
     done = voicebook("tool", "fetch_slots", "--session", session, cwd=tmp_path)
     assert done.code == 2, done.stderr
+    assert "VOICEBOOK_API_KEY" in done.stderr
+    assert ".env" in done.stderr
 
 
 def test_the_env_file_syntax_the_server_accepts(tmp_path: Path) -> None:

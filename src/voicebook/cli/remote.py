@@ -139,7 +139,10 @@ def error_message(exc: VoicebookError) -> str:
         )
     message = exc.message
     if isinstance(exc, Unauthorized):
-        message += " Pass --api-key or set VOICEBOOK_API_KEY."
+        message += (
+            " Pass the server's key with --api-key, or set VOICEBOOK_API_KEY to it (in the"
+            " environment or this directory's .env)."
+        )
     return f"{message} ({exc.code})"
 
 
