@@ -109,3 +109,73 @@ async def test_bad_report_is_invalid_input(priced: SchedulingService) -> None:
         await priced.report(bad, "report-bad")
     assert caught.value.code == "invalid_input"
     assert "transcript" in caught.value.message
+
+
+CACHED_PRICES = Prices(
+    llm_input_per_1m=1.0,
+    llm_output_per_1m=4.0,
+    llm_cached_per_1m=0.25,
+    llm_models={"cached/model": (2.0, 8.0, 0.5), "plain/model": (2.0, 8.0)},
+)
+
+
+def test_cached_prompt_tokens_are_priced_at_the_cached_price() -> None:
+    usage = {"llm_input_tokens": 2_000_000, "llm_cached_tokens": 1_000_000}
+    # 1M uncached at 1.00 + 1M cached at 0.25 (the full rate would be 2.00)
+    assert price(usage, CACHED_PRICES)["items"]["llm"] == 1.25
+    assert price({**usage, "llm_model": "cached/model"}, CACHED_PRICES)["items"]["llm"] == 2.5
+    # a listed model without a cached price: its cached tokens at its own input price
+    assert price({**usage, "llm_model": "plain/model"}, CACHED_PRICES)["items"]["llm"] == 4.0
+    # never more cached tokens than input tokens
+    assert price({"llm_input_tokens": 10, "llm_cached_tokens": 10**6}, CACHED_PRICES)["items"][
+        "llm"
+    ] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_cached_tokens_are_a_running_total_too() -> None:
+    merged = merge_usage({"llm_cached_tokens": 500}, {"llm_cached_tokens": 400})
+    assert merged["llm_cached_tokens"] == 500
+    assert merge_usage({}, {"llm_cached_tokens": 400})["llm_cached_tokens"] == 400
+
+
+def test_the_cached_price_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voicebook.config import Settings
+
+    monkeypatch.setenv("VOICEBOOK_PRICE_LLM_CACHED_PER_1M", "0.01")
+    monkeypatch.setenv("VOICEBOOK_PRICE_LLM_MODELS", '{"m": [1, 2, 0.5], "n": [1, 2]}')
+    prices = Settings().prices
+    assert prices.llm_cached_per_1m == 0.01
+    assert prices.llm_models == {"m": (1.0, 2.0, 0.5), "n": (1.0, 2.0)}
+
+
+def test_cached_tokens_priced_through_the_server(tmp_path: Any) -> None:
+    """POST /agent/report with cached tokens and hang-up, on SQLite: the summary's cost
+    prices the cached ones at the cached price."""
+    import httpx
+
+    from servers import running_server
+
+    key = "cost-test-key-0123456789"
+    env = {
+        "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path}/vb.db",
+        "VOICEBOOK_API_KEY": key,
+        "VOICEBOOK_PRICE_LLM_INPUT_PER_1M": "1.0",
+        "VOICEBOOK_PRICE_LLM_OUTPUT_PER_1M": "4.0",
+        "VOICEBOOK_PRICE_LLM_CACHED_PER_1M": "0.25",
+        "VOICEBOOK_PRICE_LLM_MODELS": "{}",
+    }
+    with (
+        running_server(env, tmp_path) as server,
+        httpx.Client(base_url=server.url, timeout=10) as http,
+    ):
+        session_id = http.post("/session/start").json()["session_id"]
+        usage = {"llm_input_tokens": 2_000_000, "llm_cached_tokens": 1_000_000}
+        answer = http.post(
+            "/agent/report",
+            json={"session_id": session_id, "usage": usage, "hangup": True},
+            headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "report-cached"},
+        )
+        assert answer.status_code == 200, answer.text
+        summary = http.get(f"/session/{session_id}").json()["summary"]
+    assert summary["cost"]["items"]["llm"] == 1.25
+    assert summary["cost"]["usage"]["llm_cached_tokens"] == 1_000_000

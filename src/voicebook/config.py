@@ -309,10 +309,19 @@ class Settings(BaseSettings):
     price_llm_output_per_1m: float = Field(
         default=0.60, ge=0, description="LLM output tokens, per million (any model not listed)."
     )
-    price_llm_models: Annotated[dict[str, tuple[float, float]], NoDecode] = Field(
+    price_llm_cached_per_1m: float = Field(
+        default=0.075,
+        ge=0,
+        description="LLM input tokens served from the provider's prompt cache, per million "
+        "(any model not listed).",
+    )
+    price_llm_models: Annotated[
+        dict[str, tuple[float, float] | tuple[float, float, float]], NoDecode
+    ] = Field(
         default_factory=dict,
-        description="Per-model [input, output] prices per million tokens, as JSON: "
-        '{"openai/gpt-4o-mini": [0.15, 0.6]}.',
+        description="Per-model [input, output] or [input, output, cached input] prices per "
+        'million tokens, as JSON: {"openai/gpt-4o-mini": [0.15, 0.6, 0.075]}; a model '
+        "without a cached price has its cached tokens priced as input.",
     )
     price_stt_per_minute: float = Field(default=0.0077, ge=0, description="Speech-to-text.")
     price_tts_per_1k_chars: float = Field(default=0.05, ge=0, description="Text-to-speech.")
@@ -495,6 +504,7 @@ class Settings(BaseSettings):
         return Prices(
             llm_input_per_1m=self.price_llm_input_per_1m,
             llm_output_per_1m=self.price_llm_output_per_1m,
+            llm_cached_per_1m=self.price_llm_cached_per_1m,
             llm_models=self.price_llm_models,
             stt_per_minute=self.price_stt_per_minute,
             tts_per_1k_chars=self.price_tts_per_1k_chars,

@@ -34,6 +34,9 @@ def usage_totals(model_usage: Iterable[Any], avatar_seconds: float = 0.0) -> Usa
         if kind == "llm_usage":
             totals["llm_model"] = totals.get("llm_model") or item.model or None
             totals["llm_input_tokens"] = totals.get("llm_input_tokens", 0) + item.input_tokens
+            totals["llm_cached_tokens"] = (
+                totals.get("llm_cached_tokens", 0) + item.input_cached_tokens
+            )
             totals["llm_output_tokens"] = totals.get("llm_output_tokens", 0) + item.output_tokens
         elif kind == "stt_usage":
             totals["stt_seconds"] = totals.get("stt_seconds", 0.0) + item.audio_duration

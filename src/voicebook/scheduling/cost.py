@@ -12,6 +12,7 @@ from typing import Any
 
 USAGE_FIELDS = (
     "llm_input_tokens",
+    "llm_cached_tokens",
     "llm_output_tokens",
     "stt_seconds",
     "tts_characters",
@@ -21,11 +22,17 @@ USAGE_FIELDS = (
 
 @dataclass(frozen=True)
 class Prices:
-    """USD prices; `llm_models` overrides the default LLM prices per model name."""
+    """USD prices; `llm_models` overrides the default LLM prices per model name with
+    `(input, output)` or `(input, output, cached input)`.
+
+    A listed model without a cached price has its cached tokens priced at its own input price:
+    the default cached price belongs to the default model, and guessing another model's
+    discount would under-state its cost."""
 
     llm_input_per_1m: float = 0.0
     llm_output_per_1m: float = 0.0
-    llm_models: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    llm_cached_per_1m: float = 0.0
+    llm_models: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     stt_per_minute: float = 0.0
     tts_per_1k_chars: float = 0.0
     avatar_per_minute: float = 0.0
@@ -42,15 +49,25 @@ def merge_usage(stored: Mapping[str, Any], reported: Mapping[str, Any]) -> dict[
     return merged
 
 
+def llm_prices(model: str | None, prices: Prices) -> tuple[float, float, float]:
+    """(input, output, cached input) per million tokens for `model`."""
+    listed = prices.llm_models.get(model or "")
+    if listed is None:
+        return prices.llm_input_per_1m, prices.llm_output_per_1m, prices.llm_cached_per_1m
+    per_in, per_out = listed[0], listed[1]
+    return per_in, per_out, listed[2] if len(listed) > 2 else per_in
+
+
 def price(usage: Mapping[str, Any], prices: Prices) -> dict[str, Any]:
     """Itemised cost in USD, rounded to 1/10,000 of a dollar."""
     model = usage.get("llm_model")
-    per_in, per_out = prices.llm_models.get(
-        model or "", (prices.llm_input_per_1m, prices.llm_output_per_1m)
-    )
+    per_in, per_out, per_cached = llm_prices(model, prices)
     figures = {name: float(usage.get(name) or 0) for name in USAGE_FIELDS}
+    # Cached tokens are part of the input tokens (as providers count them), never more.
+    cached = min(figures["llm_cached_tokens"], figures["llm_input_tokens"])
     items = {
-        "llm": figures["llm_input_tokens"] / 1e6 * per_in
+        "llm": (figures["llm_input_tokens"] - cached) / 1e6 * per_in
+        + cached / 1e6 * per_cached
         + figures["llm_output_tokens"] / 1e6 * per_out,
         "stt": figures["stt_seconds"] / 60 * prices.stt_per_minute,
         "tts": figures["tts_characters"] / 1000 * prices.tts_per_1k_chars,
