@@ -3,13 +3,17 @@
 The one stand-in the test suite allows (for a paid LLM API): the agent reaches it through the
 real livekit openai plugin over real HTTP, exactly as it reaches OpenRouter or a local vLLM.
 
-The model is stateless. For each request it finds the last user message and counts the
-assistant messages after it (`step`); the answer is `rules[user text][step]`:
+The model is stateless. For each request it finds the last user message and counts the tool
+rounds after it (`step`: assistant messages with tool calls; a line the agent said meanwhile,
+such as a filler while a tool was slow, is not a step); the answer is `rules[user text][step]`:
 
     {"say": "text"}                                   a plain answer
-    {"call": "fetch_slots", "args": {...}, "id": ...}  one tool call (id optional)
+    {"call": "fetch_slots", "args": {...}}            one tool call
     {"calls": [{"call": ..., "args": ...}, ...]}      parallel tool calls
     {"status": 500}                                   an HTTP error instead of an answer
+
+Every tool call gets a fresh id on every request, as providers mint them: a request asked again
+(a retried LLM request, a turn replayed after a barge-in) gets other ids than the first time.
 
 A user text with no rule gets {"say": "(no rule for: ...)"}; a step past the end of its list
 gets the last entry if it is a `say`, so a model never loops on tool calls; with
@@ -151,7 +155,11 @@ class ScriptedModel:
         if last_user is None:
             return {"say": "Hello."}
         said = _text_of(messages[last_user].get("content"))
-        step = sum(1 for m in messages[last_user + 1 :] if m.get("role") == "assistant")
+        step = sum(
+            1
+            for m in messages[last_user + 1 :]
+            if m.get("role") == "assistant" and m.get("tool_calls")
+        )
         steps, placeholders = self._steps(said)
         if not steps:
             return {"say": f"(no rule for: {said})"}
@@ -168,7 +176,7 @@ class ScriptedModel:
                     {
                         "call": c["call"],
                         "args": _fill(c.get("args", {}), outputs, placeholders),
-                        "id": c.get("id") or f"call_{uuid.uuid4().hex[:16]}",
+                        "id": f"call_{uuid.uuid4().hex[:24]}",
                     }
                     for c in calls
                 ]
@@ -328,7 +336,7 @@ def scripted_llm(rules: Rules | None = None) -> Iterator[ScriptedServer]:
 
 
 def main() -> None:
-    """`python tests/scripted_llm.py examples/scenarios.yaml [--port N]`: serve a scenario
+    """`python tests/scripted_llm.py examples/scenarios.eval.yaml [--port N]`: serve a scenario
     file's scripts, for running `voicebook eval` or `voicebook call --text` offline."""
     import argparse
 

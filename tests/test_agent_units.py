@@ -30,9 +30,26 @@ from voicebook.agent.prompt import clock_message  # noqa: E402
 from voicebook.agent.providers import check_settings, missing_variables  # noqa: E402
 from voicebook.agent.reporting import usage_totals  # noqa: E402
 from voicebook.agent.schemas import tool_schema, tool_schemas  # noqa: E402
-from voicebook.agent.tools import tool_error  # noqa: E402
+from voicebook.agent.tools import (  # noqa: E402
+    AGENT_RETRY,
+    AGENT_TIMEOUT,
+    OUTAGE_READ,
+    OUTAGE_WRITE,
+    TOOL_DEADLINE_S,
+    ServerTools,
+    agent_client,
+    spoken_message,
+    tool_error,
+)
 from voicebook.agent.worker import session_id_from_metadata  # noqa: E402
-from voicebook.errors import SlotTaken, error_from_body  # noqa: E402
+from voicebook.errors import (  # noqa: E402
+    ConnectionFailed,
+    ServiceUnavailable,
+    SlotTaken,
+    TimedOut,
+    VerificationUnavailable,
+    error_from_body,
+)
 
 # --- the tools the model sees -----------------------------------------------------------------
 
@@ -73,6 +90,49 @@ def test_a_taken_slot_reaches_the_model_with_its_alternatives() -> None:
     assert told["message"] == "That time was just taken."
     assert told["alternatives"][0]["slot_id"] == alternative["slot_id"]
     assert told["alternatives"][0]["label"] == alternative["label"]
+
+
+def test_the_agent_client_is_sized_for_a_caller_on_the_line() -> None:
+    """A couple of seconds an attempt, a few in all: two stuck attempts (the last one starts
+    within the budget) fit in the tool deadline, which bounds the call whatever happens."""
+    client = agent_client("http://127.0.0.1:9", None)
+    assert client.retry == AGENT_RETRY
+    timeout = client._wire.timeout
+    assert (timeout.connect, timeout.read, timeout.write) == (1.0, 2.0, 2.0)
+    assert AGENT_TIMEOUT.read is not None
+    assert AGENT_RETRY.max_total_s + AGENT_TIMEOUT.read <= TOOL_DEADLINE_S <= 5.0
+
+
+async def test_an_unreachable_server_is_a_sentence_not_a_url() -> None:
+    """Nothing listens: the agent gives up at once (a refused connection never reached the
+    server), and the model and the terminal get a sentence without the URL or the exception."""
+    port = free_port()
+    async with agent_client(f"http://127.0.0.1:{port}", None) as client:
+        seen: list[Any] = []
+        tools = ServerTools(client, "sess_x", seen.append)
+        with pytest.raises(ConnectionFailed) as failed:
+            await tools.call("fetch_slots", {}, "call_1")
+    assert "127.0.0.1" in str(failed.value)  # the SDK's own error keeps it, for the log
+    told = json.loads(tool_error(failed.value, "fetch_slots").message)
+    assert told == {"error": "connection_failed", "message": OUTAGE_READ}
+    (record,) = seen
+    assert record.output == OUTAGE_READ
+    for leak in ("http", "127.0.0.1", str(port), "ConnectError", "VOICEBOOK_URL"):
+        assert leak not in json.dumps(told)
+
+
+def test_what_the_model_reads_for_each_kind_of_failure() -> None:
+    """The server's refusals keep their sentence; an outage is said the same way whatever
+    failed, and a write that may have happened is not called undone."""
+    taken = SlotTaken("That time was just taken.")
+    assert spoken_message(taken, "book_appointment") == "That time was just taken."
+    no_code = VerificationUnavailable("No code can be sent now; booking still works.")
+    assert spoken_message(no_code, "verify_caller") == no_code.message
+    down = ServiceUnavailable("The store at db.internal:5432 is down.")
+    assert spoken_message(down, "fetch_slots") == OUTAGE_READ
+    slow = TimedOut("The voicebook server at http://10.0.0.5:8000 did not answer in time.")
+    assert spoken_message(slow, "book_appointment") == OUTAGE_WRITE
+    assert "may or may not" in OUTAGE_WRITE
 
 
 # --- the clock ------------------------------------------------------------------------------

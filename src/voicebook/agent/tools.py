@@ -7,7 +7,14 @@ Why it looks like this:
   never books twice.
 - A call that changes appointments is guarded: interruptions are refused while it runs and the
   HTTP request is shielded, so a barge-in cannot abandon a booking half-way (the server would
-  commit it and the model would never hear that it did).
+  commit it and the model would never hear that it did). A write whose turn the caller had
+  already interrupted before it began is not sent at all: the caller stopped it in time.
+- A caller waits on the line: each attempt has a couple of seconds, a call a few seconds in all
+  (`AGENT_TIMEOUT`, `AGENT_RETRY`, `TOOL_DEADLINE_S`); a call slower than `FILLER_DELAY_S`
+  makes the agent say a short filler ("One moment while I book that."), so there is no dead
+  air; and when the server cannot be reached the model gets a sentence it can say
+  (`OUTAGE_READ`, `OUTAGE_WRITE`), never the SDK's text with the server's URL (that goes to
+  the log).
 - On a call from a known line (a SIP caller id the worker attested) identify_user has no phone
   parameter and a phone the model adds anyway is dropped: the model cannot name another number
   (the server would refuse it too, `caller_fixed`), and there is no verify_caller to call.
@@ -19,7 +26,6 @@ Why it looks like this:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -27,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from livekit.agents import RunContext, ToolError, function_tool
 from livekit.agents.llm import RawFunctionTool
 
@@ -34,7 +41,19 @@ from voicebook.agent.faq import NAME as FAQ_TOOL
 from voicebook.agent.faq import SCHEMA as FAQ_SCHEMA
 from voicebook.agent.faq import answer as faq_answer
 from voicebook.agent.schemas import LINE_FIXED, WRITE_TOOLS, line_tools, tool_schema
-from voicebook.errors import SlotTaken, VoicebookError, WrongCode
+from voicebook.errors import (
+    ConnectionFailed,
+    RateLimited,
+    ServerError,
+    ServiceUnavailable,
+    SlotTaken,
+    TimedOut,
+    Unauthorized,
+    UnexpectedResponse,
+    VerificationUnavailable,
+    VoicebookError,
+    WrongCode,
+)
 from voicebook.models import WireModel
 from voicebook.scheduling.business import FaqEntry
 from voicebook.sdk import AsyncClient, RetryPolicy
@@ -69,15 +88,65 @@ class ToolCallRecord:
 
 ToolObserver = Callable[[ToolCallRecord], None]
 
-AGENT_RETRY = RetryPolicy(max_attempts=3, max_total_s=6.0, base_delay_s=0.25, max_delay_s=2.0)
-"""A caller waits on the line while a tool call is retried: a few quick attempts, then the
-model hears the failure and can say so (the SDK's default rides out 30 s of trouble)."""
+AGENT_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
+"""Each attempt of an agent request: a caller on the line hears silence while it waits (the SDK's
+default, 10 s, was ten seconds of dead air per stuck tool call)."""
+AGENT_RETRY = RetryPolicy(max_attempts=3, max_total_s=2.5, base_delay_s=0.2, max_delay_s=1.0)
+"""A few quick attempts, none started later than 2.5 s after the first: a server that does not
+answer at all costs two attempts, about 4.2 s, then the model hears the failure and can say so
+(the SDK's default rides out 30 s of trouble)."""
+TOOL_DEADLINE_S = 5.0
+"""The most one tool call may take in all, whatever the network does (a backstop over the
+per-attempt timeouts and the retry budget)."""
+FILLER_DELAY_S = 1.5
+"""A tool call slower than this makes the agent say its filler phrase (once)."""
+FILLERS: dict[str, str] = {
+    "identify_user": "One moment while I look you up.",
+    "verify_caller": "One moment while I check that.",
+    "fetch_slots": "One moment while I check the schedule.",
+    "book_appointment": "One moment while I book that.",
+    "retrieve_appointments": "One moment while I pull up your appointments.",
+    "cancel_appointment": "One moment while I cancel that.",
+    "modify_appointment": "One moment while I move that.",
+}
+OUTAGE_READ = (
+    "The booking system is not answering right now. Tell the caller you are having trouble "
+    "reaching the schedule, and offer to try again in a moment or to call back later."
+)
+OUTAGE_WRITE = (
+    "The booking system did not answer, so this may or may not have been done. Tell the caller "
+    "you could not confirm it just now, and offer to check again in a moment."
+)
+NOT_SENT = (
+    "Not done: the caller interrupted before this began, so nothing was changed. Ask the "
+    "caller what they would like."
+)
 
 
 def agent_client(base_url: str | None, api_key: str | None) -> AsyncClient:
     """The agent's SDK client: `base_url` (else VOICEBOOK_URL, else BACKEND_BASE_URL) with
-    the agent's retry policy."""
-    return AsyncClient(base_url, api_key, retry=AGENT_RETRY)
+    the agent's per-attempt timeout and retry policy."""
+    return AsyncClient(base_url, api_key, timeout=AGENT_TIMEOUT, retry=AGENT_RETRY)
+
+
+def is_outage(error: VoicebookError) -> bool:
+    """Whether `error` says the server could not do its work at all (unreachable, too slow,
+    overloaded, failing, misconfigured), as opposed to a refusal the caller should hear."""
+    if isinstance(error, VerificationUnavailable):
+        return False  # the server's sentence: booking still works without a code
+    if type(error) is RateLimited:  # not its subclasses: those are about the caller's number
+        return True
+    return isinstance(
+        error, (ConnectionFailed, ServiceUnavailable, ServerError, Unauthorized, UnexpectedResponse)
+    )
+
+
+def spoken_message(error: VoicebookError, name: str) -> str:
+    """The sentence the model reads for `error` from tool `name`: the server's own for a refusal,
+    else the outage sentence (the SDK's text names the server's URL and the exception)."""
+    if not is_outage(error):
+        return error.message
+    return OUTAGE_WRITE if name in WRITE_TOOLS else OUTAGE_READ
 
 
 def compact_json(value: Any) -> str:
@@ -89,10 +158,10 @@ def tool_output(response: WireModel) -> str:
     return compact_json(response.model_dump(mode="json", exclude_none=True))
 
 
-def tool_error(error: VoicebookError) -> ToolError:
-    """The error the model reads: the server's code and sentence (and, for a taken slot, the
-    alternatives it offered)."""
-    body: dict[str, Any] = {"error": error.code, "message": error.message}
+def tool_error(error: VoicebookError, name: str = "") -> ToolError:
+    """The error the model reads from tool `name`: the code and the sentence to say
+    (`spoken_message`; and, for a taken slot, the alternatives the server offered)."""
+    body: dict[str, Any] = {"error": error.code, "message": spoken_message(error, name)}
     if isinstance(error, WrongCode) and error.attempts_left is not None:
         body["attempts_left"] = error.attempts_left
     if isinstance(error, SlotTaken) and error.alternatives:
@@ -106,10 +175,16 @@ class ServerTools:
     """Calls the server's tools for one session and tells an observer about each call."""
 
     def __init__(
-        self, client: AsyncClient, session_id: str, observer: ToolObserver | None = None
+        self,
+        client: AsyncClient,
+        session_id: str,
+        observer: ToolObserver | None = None,
+        *,
+        deadline_s: float = TOOL_DEADLINE_S,
     ) -> None:
         self.client = client
         self.session_id = session_id
+        self.deadline_s = deadline_s
         self._observers: list[ToolObserver] = [observer] if observer else []
         self._in_flight: set[asyncio.Task[Any]] = set()
 
@@ -148,11 +223,22 @@ class ServerTools:
     ) -> tuple[WireModel, ToolCallRecord]:
         record = ToolCallRecord(name, dict(arguments), call_id)
         try:
-            response = await self.client.call_tool(
-                name, self.session_id, arguments, idempotency_key=call_id
-            )
+            try:
+                response = await asyncio.wait_for(
+                    self.client.call_tool(
+                        name, self.session_id, arguments, idempotency_key=call_id
+                    ),
+                    self.deadline_s,
+                )
+            except asyncio.TimeoutError:
+                raise TimedOut(
+                    f"No answer to {name} within {self.deadline_s:g} s.",
+                    url=self.client.base_url,
+                ) from None
         except VoicebookError as exc:
-            record.error_code, record.output = exc.code, exc.message
+            if is_outage(exc):  # the whole story for the operator; the model gets a sentence
+                logger.warning("tool %s failed: %s", name, exc)
+            record.error_code, record.output = exc.code, spoken_message(exc, name)
             raise
         else:
             record.ok, record.output = True, tool_output(response)
@@ -203,13 +289,18 @@ def build_function_tools(
             if name == "end_conversation":
                 return await end_conversation(arguments, context)
             if name in WRITE_TOOLS:
-                # Already interrupted: the write still runs, shielded, to the end.
-                with contextlib.suppress(RuntimeError):
-                    context.disallow_interruptions()
+                if context.speech_handle.interrupted:
+                    # The caller stopped this turn before the write began: send nothing.
+                    logger.info("%s not sent: the caller interrupted before it began", name)
+                    raise ToolError(NOT_SENT)
+                # From here no barge-in stops it: the write runs, shielded, to the end.
+                context.disallow_interruptions()
             try:
-                return await tools.output(name, arguments, context.function_call.call_id)
+                filler = FILLERS.get(name, "One moment, please.")
+                async with context.with_filler(filler, delay=FILLER_DELAY_S):
+                    return await tools.output(name, arguments, context.function_call.call_id)
             except VoicebookError as exc:
-                raise tool_error(exc) from None
+                raise tool_error(exc, name) from None
 
         run.__name__ = name
         return function_tool(run, raw_schema=tool_schema(name, known_line=known_line))
