@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import uvicorn
@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from servers import free_port
 
+B = TypeVar("B", bound="_Background")
 MAX_CHECKS = 5
 LIFETIME_S = 600
 
@@ -56,7 +57,7 @@ class _Background:
         self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve()))
         self._thread.daemon = True
 
-    def start(self) -> _Background:
+    def start(self: B) -> B:
         self._thread.start()
         while not self._server.started:
             if not self._thread.is_alive():
@@ -67,6 +68,12 @@ class _Background:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+    def __enter__(self: B) -> B:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class SmsWebhook(_Background):
@@ -90,6 +97,14 @@ class SmsWebhook(_Background):
             return JSONResponse({"error": "bad signature"}, status_code=401)
         self.texts.append(json.loads(body))
         return JSONResponse({"queued": True}, status_code=202)
+
+    def env(self) -> dict[str, str]:
+        """The settings that point voicebook's webhook sender here."""
+        return {
+            "VOICEBOOK_VERIFICATION": "webhook",
+            "VOICEBOOK_VERIFICATION_WEBHOOK_URL": self.endpoint,
+            "VOICEBOOK_VERIFICATION_WEBHOOK_SECRET": self.secret,
+        }
 
     def last_code(self, phone: str) -> str:
         codes = [t["code"] for t in self.texts if t["phone"] == phone]

@@ -41,10 +41,8 @@ def phone() -> str:
 
 @pytest.fixture(scope="module")
 def webhook() -> Iterator[SmsWebhook]:
-    receiver = SmsWebhook(secret="cli-webhook-" + secrets.token_hex(8))
-    receiver.start()
-    yield receiver
-    receiver.stop()
+    with SmsWebhook(secret="cli-webhook-" + secrets.token_hex(8)) as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +54,7 @@ def server(webhook: SmsWebhook, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "VOICEBOOK_HOURS": "mon-sun 00:00-24:00",
         "VOICEBOOK_MIN_NOTICE_MINUTES": "0",
         "VOICEBOOK_SESSION_RATE_LIMIT": "100000",
-        "VOICEBOOK_VERIFICATION": "webhook",
-        "VOICEBOOK_VERIFICATION_WEBHOOK_URL": webhook.endpoint,
-        "VOICEBOOK_VERIFICATION_WEBHOOK_SECRET": webhook.secret,
+        **webhook.env(),
     }
     with running_server(env, tmp) as running:
         yield running

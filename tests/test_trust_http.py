@@ -38,18 +38,14 @@ BASE_ENV = {
 
 @pytest.fixture(scope="module")
 def webhook() -> Iterator[SmsWebhook]:
-    receiver = SmsWebhook(secret="webhook-secret-" + secrets.token_hex(8))
-    receiver.start()
-    yield receiver
-    receiver.stop()
+    with SmsWebhook(secret="webhook-secret-" + secrets.token_hex(8)) as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")
 def twilio() -> Iterator[TwilioVerifyStandIn]:
-    stand_in = TwilioVerifyStandIn()
-    stand_in.start()
-    yield stand_in
-    stand_in.stop()
+    with TwilioVerifyStandIn() as stand_in:
+        yield stand_in
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +56,7 @@ def webhook_server(
     env = {
         **BASE_ENV,
         "VOICEBOOK_DATABASE_URL": f"sqlite:///{directory / 'voicebook.db'}",
-        "VOICEBOOK_VERIFICATION": "webhook",
-        "VOICEBOOK_VERIFICATION_WEBHOOK_URL": webhook.endpoint,
-        "VOICEBOOK_VERIFICATION_WEBHOOK_SECRET": webhook.secret,
+        **webhook.env(),
     }
     with running_server(env, directory) as server:
         yield server
