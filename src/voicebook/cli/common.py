@@ -74,9 +74,14 @@ async def opened_store(settings: Any, *, managing_schema: bool = False) -> Async
         await store.open()
         yield store
     except StoreUnavailable as exc:
-        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        reason = getattr(exc, "cause", None) or exc.__cause__
         where = store.display_url
-        raise StoreUnavailable(f"Cannot reach the database at {where}{cause}.") from None
+        said = (
+            f"Cannot reach the database at {where}: {reason}"
+            if reason
+            else f"Cannot reach the database at {where}."
+        )
+        raise StoreUnavailable(said) from None
     finally:
         await store.close()
 

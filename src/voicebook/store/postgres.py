@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import re
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -256,8 +257,62 @@ def _pending(applied: list[tuple[int, str, datetime]]) -> list[Migration]:
     return [m for m in load_migrations("postgres") if m.version not in done]
 
 
+PROBE_TIMEOUT_S = 2.0
+"""A direct connection attempt that says why the pool has none gives up after this."""
+PROBE_MEMORY_S = 1.0
+"""A failed attempt's answer is reused this long after it, so open() and the call after it (or a
+burst of requests) ask the server once."""
+_AUTH_STATES = frozenset({"28000", "28P01"})
+_AUTH_TEXTS = ("password authentication failed", "no pg_hba.conf entry", "authentication failed")
+_HOST_TEXTS = (
+    "failed to resolve host",
+    "could not translate host name",
+    "name or service not known",
+    "nodename nor servname",
+    "temporary failure in name resolution",
+)
+
+
+def connect_failure(exc: BaseException, url: str) -> str:
+    """Why a connection to `url` failed, as one stable short sentence (no password: names come
+    from the URL, never its secret)."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error:
+        params = {}
+    host = params.get("host") or "localhost"
+    where = f"{host}:{params.get('port') or 5432}"
+    text = str(exc).lower()
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate == "3D000" or re.search(r'database "[^"]*" does not exist', text):
+        return f"The database {params.get('dbname') or '(default)'!r} does not exist on {where}."
+    if sqlstate in _AUTH_STATES or any(t in text for t in _AUTH_TEXTS):
+        return f"{where} rejected the user name or password."
+    if re.search(r'role "[^"]*" does not exist', text):
+        return f"{where} rejected the user name or password (the user does not exist)."
+    if any(t in text for t in _HOST_TEXTS):
+        return f"The database host {host!r} is unknown (no such name in DNS)."
+    if "connection refused" in text:
+        return f"Nothing accepts connections at {where} (connection refused)."
+    if isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text:
+        return f"{where} did not answer within {PROBE_TIMEOUT_S:g} s (connection timed out)."
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def unreachable(cause: str) -> StoreUnavailable:
+    """`StoreUnavailable` whose message (a request's 503) ends with the cause, kept as `.cause`
+    for /readyz, logs and the CLI."""
+    exc = StoreUnavailable(f"{StoreUnavailable.default_message} Cause: {cause}")
+    exc.cause = cause  # type: ignore[attr-defined]
+    return exc
+
+
 def _reason(exc: BaseException) -> str:
     """Why a store call failed, in a few words (for logs and /readyz)."""
+    known = getattr(exc, "cause", None)
+    if isinstance(known, str):
+        return known
     cause = exc.__cause__ or exc
     text = str(cause).strip().splitlines()
     return text[0] if text else type(cause).__name__
@@ -299,6 +354,10 @@ class PostgresStore:
         self._since_drain: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
         """Connections opened since the pool was last drained (see `_check`)."""
         self._pool: AsyncConnectionPool | None = None
+        self._connected = False
+        """A pooled connection was handed out since the last failure (no probe needed)."""
+        self._probe: asyncio.Future[str | None] | None = None
+        self._probe_ended = 0.0
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         # None disables server-side prepared statements (required behind a transaction pooler).
@@ -393,7 +452,7 @@ class PostgresStore:
         try:
             with _store_errors():
                 async with limit:
-                    conn = await pool.getconn()
+                    conn = await self._getconn(pool)
                     await conn.execute(begin or self._begin, prepare=False)
                     try:
                         yield conn
@@ -407,11 +466,64 @@ class PostgresStore:
                             with contextlib.suppress(psycopg.Error):
                                 await conn.execute("ROLLBACK", prepare=False)
                         raise
+        except StoreUnavailable as exc:
+            if not isinstance(exc, TransactionConflict):
+                self._connected = False  # the next call asks why, if the pool has none to give
+            raise
         finally:
             if conn is not None:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     await conn.close()
                 await pool.putconn(conn)
+
+    async def _getconn(self, pool: AsyncConnectionPool) -> psycopg.AsyncConnection[dict[str, Any]]:
+        """A pooled connection; while the pool has none to give and none has been handed out
+        since the last failure, one direct attempt first says why it cannot have one, within
+        PROBE_TIMEOUT_S (the pool's own wait would only say it timed out)."""
+        if not self._connected and pool.get_stats().get("pool_available", 0) == 0:
+            cause = await self._why_unreachable()
+            if cause is not None:
+                raise unreachable(cause)
+        try:
+            conn = await pool.getconn()
+        except BaseException:
+            self._connected = False
+            raise
+        self._connected = True
+        return conn
+
+    async def _why_unreachable(self) -> str | None:
+        """Why a direct connection fails (None: it succeeds), asked once for concurrent callers
+        and remembered for PROBE_MEMORY_S."""
+        loop = asyncio.get_running_loop()
+        probe = self._probe
+        if probe is not None and (
+            not probe.done() or loop.time() - self._probe_ended < PROBE_MEMORY_S
+        ):
+            return await asyncio.shield(probe)
+        probe = self._probe = loop.create_future()
+        try:
+            cause = await self._attempt()
+        except BaseException:
+            probe.set_result(None)  # cancelled: let the pool answer
+            self._probe = None
+            raise
+        self._probe_ended = loop.time()
+        probe.set_result(cause)
+        if cause is None:
+            self._probe = None
+        return cause
+
+    async def _attempt(self) -> str | None:
+        kwargs = {**self._connect_kwargs, "connect_timeout": math.ceil(PROBE_TIMEOUT_S)}
+        try:
+            conn = await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(self._url, **kwargs), PROBE_TIMEOUT_S
+            )
+        except (psycopg.Error, OSError, TimeoutError, asyncio.TimeoutError) as exc:
+            return connect_failure(exc, self._url)
+        await conn.close()
+        return None
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[SqlTransaction]:
