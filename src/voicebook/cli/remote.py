@@ -72,15 +72,22 @@ def connect(url: str | None, api_key: str | None) -> Iterator[Client]:
     import httpx
 
     from voicebook.sdk import Client, RetryPolicy
-    from voicebook.sdk.protocol import DEFAULT_TIMEOUT_S, resolve_base_url
+    from voicebook.sdk.protocol import DEFAULT_TIMEOUT_S, resolve_api_key, resolve_base_url
 
     retry = RetryPolicy(max_attempts=3, max_total_s=10.0, base_delay_s=0.25, max_delay_s=2.0)
+    from voicebook.errors import VoicebookError
+
     try:
         base_url = resolve_base_url(url)
+        resolve_api_key(api_key)  # a key no header can carry: InvalidInput, naming the fix
     except ValueError as exc:  # the URL is not http(s)://
         from rich.markup import escape
 
         fail(escape(f"--url: {exc}"), EXIT_USAGE)
+    except VoicebookError as exc:
+        from rich.markup import escape
+
+        fail(escape(exc.message), EXIT_USAGE)
     # Plain http never does TLS, so skip loading the CA bundle (tens of ms of a cold start): a
     # bare client context that verifies certificates but trusts no CA, so TLS fails closed.
     verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) if base_url.startswith("http://") else True

@@ -19,6 +19,7 @@ from voicebook.errors import VoicebookError
 from voicebook.models import Event
 from voicebook.sdk import endpoints
 from voicebook.sdk.protocol import (
+    DEFAULT_RESUME_FOR_S,
     DEFAULT_TIMEOUT_S,
     USER_AGENT,
     Call,
@@ -148,7 +149,13 @@ class AsyncClient:
     health = _method(endpoints.health)
     ready = _method(endpoints.ready)
 
-    def stream_events(self, session_id: str, after: int | None = None) -> AsyncEventStream:
+    def stream_events(
+        self,
+        session_id: str,
+        after: int | None = None,
+        *,
+        resume_for: float = DEFAULT_RESUME_FOR_S,
+    ) -> AsyncEventStream:
         """Follow the session's events live (`WS /session/{id}/events`), from after `after`.
 
         An async iterator of `Event`s in id order: it replays the log, then yields new events as
@@ -156,8 +163,15 @@ class AsyncClient:
         and never yields an event twice; it ends after `session_closed`. Use it with
         `async with` (or call `aclose()`) to release the connection when you stop early;
         `last_id` is where to resume later. (`session_events` is the same log as one list.)
+
+        Resuming has its own budget, independent of the client's `retry` policy: through one
+        outage the stream reconnects for up to `resume_for` seconds (default 300), waiting
+        0.25 s, 0.5 s, 1 s... at most 5 s between attempts (half of each wait random, so clients
+        cut off together do not return together); after that it raises `ConnectionFailed` naming
+        the `after=` to resume from. Every event received, or a connection that stayed up 5 s,
+        starts a fresh budget for the next outage.
         """
-        return AsyncEventStream(self, session_id, after)
+        return AsyncEventStream(self, session_id, after, resume_for=resume_for)
 
 
 def _close_frame(exc: ConnectionClosed) -> tuple[int | None, str]:
@@ -169,9 +183,16 @@ class AsyncEventStream:
     """A session's events over the WebSocket, resumed across reconnections (see
     `AsyncClient.stream_events`)."""
 
-    def __init__(self, client: AsyncClient, session_id: str, after: int | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        session_id: str,
+        after: int | None = None,
+        *,
+        resume_for: float = DEFAULT_RESUME_FOR_S,
+    ) -> None:
         self._client = client
-        self._cursor = EventCursor(client._wire, session_id, after)
+        self._cursor = EventCursor(client._wire, session_id, after, resume_for=resume_for)
         self._ws: ClientConnection | None = None
 
     @property

@@ -21,6 +21,7 @@ from voicebook.errors import VoicebookError
 from voicebook.models import Event
 from voicebook.sdk import endpoints
 from voicebook.sdk.protocol import (
+    DEFAULT_RESUME_FOR_S,
     DEFAULT_TIMEOUT_S,
     USER_AGENT,
     Call,
@@ -155,7 +156,13 @@ class Client:
     health = _method(endpoints.health)
     ready = _method(endpoints.ready)
 
-    def stream_events(self, session_id: str, after: int | None = None) -> EventStream:
+    def stream_events(
+        self,
+        session_id: str,
+        after: int | None = None,
+        *,
+        resume_for: float = DEFAULT_RESUME_FOR_S,
+    ) -> EventStream:
         """Follow the session's events live (`WS /session/{id}/events`), from after `after`.
 
         An iterator of `Event`s in id order: it replays the log, then yields new events as they
@@ -163,8 +170,15 @@ class Client:
         never yields an event twice; it ends after `session_closed`. Use it as a context manager
         (or call `close()`) to release the connection when you stop early; `last_id` is where to
         resume later. (`session_events` is the same log as one list, over HTTP.)
+
+        Resuming has its own budget, independent of the client's `retry` policy: through one
+        outage the stream reconnects for up to `resume_for` seconds (default 300), waiting
+        0.25 s, 0.5 s, 1 s... at most 5 s between attempts (half of each wait random, so clients
+        cut off together do not return together); after that it raises `ConnectionFailed` naming
+        the `after=` to resume from. Every event received, or a connection that stayed up 5 s,
+        starts a fresh budget for the next outage.
         """
-        return EventStream(self, session_id, after)
+        return EventStream(self, session_id, after, resume_for=resume_for)
 
 
 def _close_frame(exc: ConnectionClosed) -> tuple[int | None, str]:
@@ -176,9 +190,16 @@ class EventStream:
     """A session's events over the WebSocket, resumed across reconnections (see
     `Client.stream_events`)."""
 
-    def __init__(self, client: Client, session_id: str, after: int | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        session_id: str,
+        after: int | None = None,
+        *,
+        resume_for: float = DEFAULT_RESUME_FOR_S,
+    ) -> None:
         self._client = client
-        self._cursor = EventCursor(client._wire, session_id, after)
+        self._cursor = EventCursor(client._wire, session_id, after, resume_for=resume_for)
         self._stack: contextlib.ExitStack | None = None
         self._ws: ClientConnection | None = None
 

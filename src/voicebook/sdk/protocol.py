@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from voicebook import __version__
 from voicebook.errors import (
     ConnectionFailed,
+    InvalidInput,
     NotFound,
     RateLimited,
     ServiceUnavailable,
@@ -40,7 +41,39 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S = 10.0
 USER_AGENT = f"voicebook-sdk/{__version__}"
 STABLE_S = 5.0
-"""An event WebSocket that stayed open this long starts a fresh retry budget when it drops."""
+"""An event WebSocket that stayed open this long starts a fresh resume budget when it drops."""
+DEFAULT_RESUME_FOR_S = 300.0
+"""How long an event stream keeps reconnecting through one outage, by default (`resume_for=`)."""
+STREAM_BASE_DELAY_S = 0.25
+STREAM_MAX_DELAY_S = 5.0
+"""The stream's backoff between reconnects: 0.25 s doubling to at most 5 s, half of it jitter."""
+
+
+def stream_policy(resume_for: float) -> RetryPolicy:
+    """The reconnect policy of an event stream that resumes for `resume_for` seconds an outage.
+
+    Its own budget, not the client's request `RetryPolicy`: a server restart that outlasts a
+    request's retries does not end a stream."""
+    if not resume_for >= 0:  # also refuses NaN
+        raise ValueError("resume_for must be a number of seconds (0 or more)")
+    return RetryPolicy(
+        max_attempts=2**31,
+        max_total_s=resume_for,
+        base_delay_s=STREAM_BASE_DELAY_S,
+        max_delay_s=STREAM_MAX_DELAY_S,
+        jitter=0.5,
+    )
+
+
+def _unsendable(value: str) -> tuple[int, str] | None:
+    """The position and character of the first character of `value` no HTTP header can carry
+    (anything but printable ASCII), or None."""
+    for index, char in enumerate(value):
+        if not " " <= char <= "~":
+            return index, char
+    return None
+
+
 CLOSE_NOT_FOUND = 4404
 
 
@@ -73,6 +106,20 @@ def resolve_base_url(base_url: str | None, environ: Mapping[str, str] | None = N
     ).strip()
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"the voicebook URL must start with http:// or https://, not {url!r}")
+    try:
+        host = httpx.URL(url).host
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise InvalidInput(
+            f"The voicebook URL {url!r} cannot be used ({exc}); set base_url= or VOICEBOOK_URL "
+            "to the server's address, e.g. http://127.0.0.1:8000.",
+            code="invalid_url",
+        ) from exc
+    if not host:
+        raise InvalidInput(
+            f"The voicebook URL {url!r} names no host; set base_url= or VOICEBOOK_URL to the "
+            "server's address, e.g. http://127.0.0.1:8000.",
+            code="invalid_url",
+        )
     return url.rstrip("/")
 
 
@@ -83,7 +130,17 @@ def resolve_api_key(api_key: str | None, environ: Mapping[str, str] | None = Non
     key = api_key if api_key is not None else env.get("VOICEBOOK_API_KEY")
     if key is None:
         return None
-    return key.strip() or None
+    key = key.strip()
+    bad = _unsendable(key)
+    if bad is not None:
+        raise InvalidInput(
+            f"The API key has a character an HTTP header cannot carry ({bad[1]!r} at position "
+            f"{bad[0]}); set api_key= or VOICEBOOK_API_KEY to the server's service key exactly "
+            "(printable ASCII, e.g. the value of VOICEBOOK_API_KEY in the server's .env), not a "
+            "placeholder.",
+            code="invalid_api_key",
+        )
+    return key or None
 
 
 def session_path(session_id: str, *rest: str) -> str:
@@ -120,6 +177,14 @@ class Wire:
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retry = retry or RetryPolicy()
         self.headers = dict(headers or {})
+        for name, value in self.headers.items():
+            bad = _unsendable(f"{name}{value}")
+            if bad is not None or not name:
+                raise InvalidInput(
+                    f"The header {name!r} cannot be sent: HTTP headers carry printable ASCII "
+                    "only; fix or drop it in headers=.",
+                    code="invalid_header",
+                )
         self.server_version: str | None = None
         """The version the server last answered with (its X-Voicebook-Version header)."""
 
@@ -214,7 +279,8 @@ def method_signature(build: Callable[..., Any]) -> inspect.Signature:
 
 class EventCursor:
     """Where an event stream stands: the last event id delivered, whether it is over, and the
-    retry budget of the current outage. Shared by the sync and the async stream."""
+    resume budget of the current outage (`resume_for` seconds, see `stream_policy`; independent
+    of the client's request retries). Shared by the sync and the async stream."""
 
     def __init__(
         self,
@@ -222,9 +288,11 @@ class EventCursor:
         session_id: str,
         after: int | None,
         clock: Callable[[], float] = time.monotonic,
+        resume_for: float = DEFAULT_RESUME_FOR_S,
     ) -> None:
         if after is not None and after < 0:
             raise ValueError("after must be an event id (0 or more)")
+        self.policy = stream_policy(resume_for)
         self.session_id = session_id
         self.last_id = after or 0
         self.finished = False
@@ -298,8 +366,8 @@ class EventCursor:
     def lost(self, error: VoicebookError) -> float:
         """The connection failed or dropped: seconds to wait before reconnecting.
 
-        Raises `error` when it is final (e.g. NotFound) or when this outage has used up the retry
-        budget; the message then says where to resume.
+        Raises `error` when it is final (e.g. NotFound) or when this outage has lasted longer than
+        `resume_for`; the message then says where to resume.
         """
         stable = self._opened_at is not None and self._clock() - self._opened_at >= STABLE_S
         self._opened_at = None
@@ -308,13 +376,14 @@ class EventCursor:
         if isinstance(error, NotFound) or not isinstance(error, (ConnectionFailed, RateLimited)):
             raise error
         if self._budget is None:
-            self._budget = Budget(self._wire.retry, clock=self._clock)
+            self._budget = Budget(self.policy, clock=self._clock)
         self._budget.attempt()
         wait = self._budget.next_wait(error.retry_after)
         if wait is None:
             error.attempts = self._budget.attempts
             error.message = (
-                f"{error.message} Gave up after {self._budget.attempts} attempt(s); "
+                f"{error.message} Gave up after {self._budget.attempts} attempt(s) in "
+                f"{self._budget.elapsed():.1f} s (resume_for={self.policy.max_total_s:g}); "
                 f"resume with after={self.last_id}."
             )
             error.args = (error.message,)
