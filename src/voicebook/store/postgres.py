@@ -301,9 +301,10 @@ def connect_failure(exc: BaseException, url: str) -> str:
 
 
 def unreachable(cause: str) -> StoreUnavailable:
-    """`StoreUnavailable` whose message (a request's 503) ends with the cause, kept as `.cause`
-    for /readyz, logs and the CLI."""
-    exc = StoreUnavailable(f"{StoreUnavailable.default_message} Cause: {cause}")
+    """`StoreUnavailable` with the cause kept as `.cause` for /readyz (service key), logs and
+    the CLI. A request's 503 keeps the plain sentence: the cause names hosts and ports, which
+    neither a page nor a caller should hear."""
+    exc = StoreUnavailable()
     exc.cause = cause  # type: ignore[attr-defined]
     return exc
 
