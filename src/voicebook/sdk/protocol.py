@@ -376,15 +376,20 @@ class EventCursor:
         if isinstance(error, NotFound) or not isinstance(error, (ConnectionFailed, RateLimited)):
             raise error
         if self._budget is None:
-            self._budget = Budget(self.policy, clock=self._clock)
+            # A stream that never connected meets an unreachable server, not an outage: the
+            # client's request retries decide, so a wrong URL fails as fast as any call.
+            policy = self.policy if self.connections else self._wire.retry
+            self._budget = Budget(policy, clock=self._clock)
         self._budget.attempt()
         wait = self._budget.next_wait(error.retry_after)
         if wait is None:
             error.attempts = self._budget.attempts
+            budget = (
+                f"resume_for={self.policy.max_total_s:g}" if self.connections else "never connected"
+            )
             error.message = (
                 f"{error.message} Gave up after {self._budget.attempts} attempt(s) in "
-                f"{self._budget.elapsed():.1f} s (resume_for={self.policy.max_total_s:g}); "
-                f"resume with after={self.last_id}."
+                f"{self._budget.elapsed():.1f} s ({budget}); resume with after={self.last_id}."
             )
             error.args = (error.message,)
             raise error
