@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,6 +20,24 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @contextlib.contextmanager
+def database_on(backend: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """A fresh database URL on `backend`: a new SQLite file in `directory`, or a copy of the
+    migrated Postgres template, dropped on exit."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'voicebook.db'}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"vb_srv_{secrets.token_hex(4)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield database_url(name)
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
 def server_on(
     backend: str,
     env: dict[str, str],
@@ -27,19 +46,8 @@ def server_on(
 ) -> Iterator[Server]:
     """A server with `env` on `backend`, stopped (and its database dropped) on exit."""
     directory = tmp_path_factory.mktemp(f"server-{backend}")
-    if backend == "sqlite":
-        url = f"sqlite:///{directory / 'voicebook.db'}"
-        with running_server({**env, "VOICEBOOK_DATABASE_URL": url}, directory) as running:
-            yield running
-        return
-    template = request.getfixturevalue("pg_template")
-    name = f"vb_srv_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        env = {**env, "VOICEBOOK_DATABASE_URL": database_url(name)}
-        with running_server(env, directory) as running:
-            yield running
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with (
+        database_on(backend, request, directory) as url,
+        running_server({**env, "VOICEBOOK_DATABASE_URL": url}, directory) as running,
+    ):
+        yield running

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,7 +22,7 @@ import psycopg
 import pytest
 from livekit import api
 
-from conftest import ADMIN_URL, database_url
+from backend_servers import BACKENDS, database_on
 from servers import Server, running_server
 from voicebook.config import Settings
 from voicebook.scheduling.errors import (
@@ -56,7 +55,6 @@ BASE_ENV = {
     "VOICEBOOK_SESSION_IDLE_MINUTES": str(IDLE_MINUTES),
     "VOICEBOOK_TOKEN_TTL_MINUTES": str(TTL_MINUTES),
 }
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def verify(token: str) -> api.access_token.Claims:
@@ -199,21 +197,6 @@ def test_mint_token_takes_the_lifetime_it_is_given() -> None:
 # --- HTTP against a real server ----------------------------------------------------------------
 
 
-def _database(kind: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{directory / 'voicebook.db'}"
-        return
-    template = request.getfixturevalue("pg_template")
-    name = f"vb_tokens_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        yield database_url(name)
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -221,7 +204,7 @@ def backend(
     """A configured server per backend, its database URL and its directory (shared by the tests
     of this module: each test has its own sessions)."""
     directory = tmp_path_factory.mktemp(f"tokens-{request.param}")
-    for url in _database(request.param, request, directory):
+    with database_on(request.param, request, directory) as url:
         env = {**BASE_ENV, **LIVEKIT_ENV, "VOICEBOOK_DATABASE_URL": url}
         with running_server(env, directory) as running:
             yield running, url, directory

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import secrets
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -19,13 +18,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import psycopg
 import pytest
 import websockets
 from livekit import api
 from websockets.exceptions import ConnectionClosed
 
-from conftest import ADMIN_URL, database_url
+from backend_servers import BACKENDS, database_on
 from servers import Server, running_server
 
 API_KEY = "test-service-key-0123456789"
@@ -59,26 +57,9 @@ SUMMARY_APPOINTMENT_FIELDS = (
     "start",
     "end",
 )
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 # --- servers -----------------------------------------------------------------------------------
-
-
-def _database(kind: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
-    """A fresh database URL of `kind`: a new SQLite file or a copy of the migrated PG template."""
-    if kind == "sqlite":
-        yield f"sqlite:///{directory / 'voicebook.db'}"
-        return
-    template = request.getfixturevalue("pg_template")
-    name = f"vb_flow_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        yield database_url(name)
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -87,9 +68,11 @@ def server(
 ) -> Iterator[Server]:
     """One server per backend, shared by the tests of this module (sessions keep them apart)."""
     directory = tmp_path_factory.mktemp(f"flow-{request.param}")
-    for url in _database(request.param, request, directory):
-        with running_server({**BASE_ENV, "VOICEBOOK_DATABASE_URL": url}, directory) as running:
-            yield running
+    with (
+        database_on(request.param, request, directory) as url,
+        running_server({**BASE_ENV, "VOICEBOOK_DATABASE_URL": url}, directory) as running,
+    ):
+        yield running
 
 
 @pytest.fixture
