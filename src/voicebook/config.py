@@ -138,6 +138,17 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description="Service credential the agent and SDK send as a Bearer token."
     )
+    console_password: SecretStr | None = Field(
+        default=None,
+        description="Operator password for the console at / (the service key also signs in). "
+        "With neither set the console is open, as the API is (loopback only).",
+    )
+    console_session_hours: float = Field(
+        default=12,
+        gt=0,
+        le=24 * 30,
+        description="Hours an operator's console sign-in lasts before the password is asked again.",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated browser origins allowed by CORS."
     )
@@ -529,6 +540,12 @@ class Settings(BaseSettings):
         whether auth is on, for `voicebook serve`'s refusal and banner and the server's auth."""
         key = self.api_key.get_secret_value().strip() if self.api_key is not None else ""
         return key or None
+
+    def console_secrets(self) -> list[str]:
+        """What signs an operator in to the console: the console password and the service key,
+        each only when it is not blank. Empty: the console is open, as the API is."""
+        given = (self.console_password, self.api_key)
+        return [s for s in (v.get_secret_value().strip() if v else "" for v in given) if s]
 
     @cached_property
     def business_model(self) -> Business:

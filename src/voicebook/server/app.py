@@ -26,7 +26,7 @@ from voicebook.events import create_bus
 from voicebook.models import VERSION_HEADER
 from voicebook.scheduling.errors import StoreUnavailable
 from voicebook.scheduling.service import SchedulingService
-from voicebook.server import browser, business, callers, ops, tools, websocket
+from voicebook.server import browser, business, callers, console, ops, tools, websocket
 from voicebook.server.context import ServerContext
 from voicebook.server.errors import install_error_handlers
 from voicebook.server.limits import BodySizeLimit, BrowserLimits, JsonCORSMiddleware
@@ -179,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(business.router)
     app.include_router(ops.router)
     app.include_router(ops.guarded)
+    console.install(app)
     # Added innermost first: CORS is outermost but for the version header (on every answer,
     # preflights too), so even a 413 or a 500 is readable by the page.
     app.add_middleware(NestingLimit)

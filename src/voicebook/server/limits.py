@@ -158,7 +158,10 @@ _MESSAGES = {
     "address": "Too many requests from this address; please wait a moment.",
     "session": "Too many requests for this session; please wait a moment.",
     "start": "Too many new sessions from this address; please wait a moment.",
+    "login": "Too many console sign-in attempts from this address; please wait a minute.",
 }
+LOGIN_ATTEMPTS_PER_MINUTE = 10
+"""Console sign-ins per address and minute: enough for a typo or two, too few to guess."""
 
 
 def address_key(host: str | None) -> str:
@@ -201,6 +204,7 @@ class BrowserLimits:
             "address": parse_many(settings.rate_limit_per_address),
             "session": parse_many(settings.rate_limit_per_session),
             "start": [RateLimitItemPerMinute(settings.session_rate_limit)],
+            "login": [RateLimitItemPerMinute(LOGIN_ATTEMPTS_PER_MINUTE)],
         }
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._shared: MovingWindowRateLimiter | None = None

@@ -1,0 +1,20 @@
+"""The operator's console at `/`: calls, calendar, numbers and a text conversation to try.
+
+Each tab is a router here (its JSON under `/console/api/`) and an ES module in `static/`; the
+sign-in and CSRF rules are in `auth`, and every console route uses them.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from voicebook.server.console import account, pages
+
+ROUTERS = [account.router, pages.router]
+
+
+def install(app: FastAPI) -> None:
+    """Add the console's routes and assets to the app."""
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/console/static", pages.assets, name="console-static")

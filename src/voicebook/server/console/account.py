@@ -1,0 +1,94 @@
+"""The console's sign-in: who the page is talking to (`/console/api/me`), sign in, sign out.
+
+`me` answers without a sign-in, so the page knows whether to show the sign-in form; it is also
+where the page gets its CSRF token (the cookie is set here when the page has none yet).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
+
+from voicebook import __version__
+from voicebook.models import ErrorBody
+from voicebook.server.console.auth import (
+    WrongPassword,
+    clear_session_cookie,
+    ensure_csrf_cookie,
+    issue_cookie,
+    login_required,
+    password_matches,
+    require_csrf,
+    set_session_cookie,
+    signed_in,
+)
+from voicebook.server.dependencies import Ctx
+from voicebook.server.limits import address_key
+
+router = APIRouter(prefix="/console/api", tags=["console"], include_in_schema=False)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Wrong password."},
+    403: {"model": ErrorBody, "description": "Not from the console's own page."},
+    429: {"model": ErrorBody, "description": "Too many sign-in attempts."},
+}
+
+
+class BusinessBrief(BaseModel):
+    name: str | None
+    timezone: str
+
+
+class ConsoleMe(BaseModel):
+    """What the page needs before it draws anything."""
+
+    signed_in: bool
+    login_required: bool
+    csrf_token: str
+    version: str
+    business: BusinessBrief | None = None
+    """Only for a signed-in operator: the console names nothing of the business to strangers."""
+
+
+class SignIn(BaseModel):
+    password: str = Field(max_length=1000)
+
+
+@router.get("/me", response_model=ConsoleMe)
+async def me(request: Request, response: Response, ctx: Ctx) -> ConsoleMe:
+    token = ensure_csrf_cookie(response, request)
+    operator = signed_in(request)
+    business = ctx.service.business
+    return ConsoleMe(
+        signed_in=operator,
+        login_required=login_required(ctx.settings),
+        csrf_token=token,
+        version=__version__,
+        business=BusinessBrief(name=business.name, timezone=business.rules.zone.key)
+        if operator
+        else None,
+    )
+
+
+@router.post("/login", status_code=204, responses=ERRORS, dependencies=[Depends(require_csrf)])
+async def login(body: SignIn, request: Request, ctx: Ctx) -> Response:
+    """Sign in with the console password or the service key; the answer sets the cookie."""
+    refusal = await ctx.limits.hit(
+        "login", address_key(request.client.host if request.client else None)
+    )
+    if refusal is not None:
+        raise refusal.exception()
+    if not password_matches(ctx.settings, body.password):
+        raise WrongPassword()
+    response = Response(status_code=204)
+    value, max_age = issue_cookie(ctx.settings)
+    set_session_cookie(response, request, value, max_age)
+    return response
+
+
+@router.post("/logout", status_code=204, dependencies=[Depends(require_csrf)])
+async def logout(request: Request) -> Response:
+    response = Response(status_code=204)
+    clear_session_cookie(response, request)
+    return response
