@@ -250,4 +250,13 @@ CREATE INDEX appointments_starts ON appointments (starts_at, id);
 
 INSERT INTO schema_migrations (version, name) VALUES (7, 'appointments_by_start');
 
+-- 0008_sessions_by_start
+
+-- voicebook 0008: the console's Calls tab lists sessions newest first, keyset-paged on
+-- (created_at, id): an index in that order, so a page costs the same however many sessions the
+-- table holds.
+CREATE INDEX sessions_created ON sessions (created_at, id);
+
+INSERT INTO schema_migrations (version, name) VALUES (8, 'sessions_by_start');
+
 COMMIT;
