@@ -427,8 +427,13 @@ class SqlTransaction:
             if not inserted:
                 raise OverlapError(f"{resource} is busy in {blocked.start}–{blocked.end}")
 
-    async def get_appointment(self, appointment_id: str) -> AppointmentRecord | None:
-        row = await self._one("SELECT * FROM appointments WHERE id = :id", id=appointment_id)
+    async def get_appointment(
+        self, appointment_id: str, *, lock: bool = False
+    ) -> AppointmentRecord | None:
+        lock_clause = self._dialect.lock_clause if lock else ""
+        row = await self._one(
+            "SELECT * FROM appointments WHERE id = :id" + lock_clause, id=appointment_id
+        )
         return _row(AppointmentRecord, self._dialect, row) if row else None
 
     async def find_appointment_at(self, user_id: str, start: datetime) -> AppointmentRecord | None:
