@@ -14,7 +14,9 @@
   resumes by itself; `session_events(...)` is the same log as one HTTP answer.
 
 The SDK depends on httpx, websockets and pydantic only: it never imports FastAPI, a database
-driver or LiveKit.
+driver or LiveKit. It is also shipped alone as `voicebook-sdk` (sdk/): this package with
+`voicebook.models`, `voicebook.errors` and the package root, nothing else of voicebook, so an
+import of any other voicebook module from here breaks that distribution (its test says which).
 """
 
 from __future__ import annotations
