@@ -6,11 +6,12 @@
 -- CALLERS  file of "session_id user_id" lines (sessions started and identified beforehand)
 -- SLOTS    file of free slot ids, one per line, never handed out twice (book only; "-" otherwise)
 -- PREFIX   start of every Idempotency-Key, distinct per wrk run
--- THREADS  wrk's -t (each thread takes every THREADS-th slot)
+-- THREADS  wrk's -t
 --
--- Each thread takes every Nth slot (N = the number of threads) and the callers round-robin, so
--- two threads never book the same slot and consecutive requests name different sessions. Each
--- request has its own Idempotency-Key. Without pipelining wrk calls request() once per request.
+-- Thread i of N takes lines i, i+N, i+2N… of both files, so two threads never book the same
+-- slot nor name the same session; within a thread the sessions go round-robin, so consecutive
+-- requests name different sessions. Each request has its own Idempotency-Key. Without
+-- pipelining wrk calls request() once per request.
 -- done() prints one "WRK_RESULT" line of JSON (latencies in microseconds) and, when a request
 -- failed, one "WRK_ERROR" line with the first failure's status and body.
 
@@ -46,12 +47,13 @@ slots_reused = 0
 
 function init(args)
    mode, prefix = args[1], args[4]
-   for _, line in ipairs(lines(args[2])) do
-      local session_id, user_id = line:match("^(%S+) (%S+)$")
+   local step = tonumber(args[5])
+   local all_callers = lines(args[2])
+   for i = thread_index + 1, #all_callers, step do
+      local session_id, user_id = all_callers[i]:match("^(%S+) (%S+)$")
       table.insert(callers, { session_id = session_id, user_id = user_id })
    end
    local all_slots = lines(args[3])
-   local step = tonumber(args[5])
    for i = thread_index + 1, #all_slots, step do
       table.insert(slots, all_slots[i])
    end
