@@ -17,7 +17,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 SDK_FILES = ("__init__.py", "py.typed", "models.py", "errors.py", "sdk")
 
 
-class SdkSources(BuildHookInterface):  # type: ignore[misc]
+class SdkSources(BuildHookInterface):
     """Adds the SDK's files to the sdist (under `src/voicebook`) and the wheel (`voicebook`)."""
 
     PLUGIN_NAME = "custom"
