@@ -50,9 +50,10 @@ from voicebook.scheduling.errors import (
 )
 from voicebook.scheduling.identity import VerificationPolicy, Verifier, may_see_history, new_code
 from voicebook.scheduling.ids import new_session_id, new_user_id
+from voicebook.scheduling.operator import OperatorActions
 from voicebook.scheduling.phone import mask_phones, normalize_phone
 from voicebook.scheduling.requests import loggable, parse_request, redact_args, request_hash
-from voicebook.scheduling.tools import ToolHandlers, VerifyPlan, _Done
+from voicebook.scheduling.tools import VerifyPlan, _Done
 from voicebook.store.base import (
     EventRecord,
     IdempotencyRecord,
@@ -110,8 +111,9 @@ class _Replay(Exception):
         return model.model_validate(self.body)
 
 
-class SchedulingService(ToolHandlers):
-    """The eight operations, sessions and summaries, with every rule enforced in one place."""
+class SchedulingService(OperatorActions):
+    """The eight operations, sessions and summaries, with every rule enforced in one place
+    (the operator's changes too: operator.py)."""
 
     def __init__(
         self,

@@ -243,8 +243,8 @@ class ToolHandlers:
     async def _book(
         self,
         tx: StoreTransaction,
-        session: SessionRecord,
-        user: UserRecord,
+        session_id: str | None,
+        user_id: str,
         now: datetime,
         target: tuple[datetime, Service, list[Resource]],
         *,
@@ -263,14 +263,14 @@ class ToolHandlers:
         assert offer is not None
         record = AppointmentRecord(
             id=new_appointment_id(),
-            user_id=user.id,
+            user_id=user_id,
             resource=offer.resource.id,
             starts_at=offer.slot.start,
             ends_at=offer.slot.end,
             status="confirmed",
             name=name,
             notes=notes,
-            session_id=session.id,
+            session_id=session_id,
             created_at=now,
             updated_at=now,
             rescheduled_from=rescheduled_from,
@@ -317,16 +317,53 @@ class ToolHandlers:
             )
         return record
 
-    def _changeable(self, record: AppointmentRecord, now: datetime) -> None:
+    async def _changeable(
+        self, tx: StoreTransaction, appointment_id: str, now: datetime, whose: str = "Your"
+    ) -> AppointmentRecord:
+        """The appointment, locked until commit, if it may still be cancelled or moved: read
+        again under the lock, so of two concurrent changes the second sees the first's result."""
+        record = await tx.get_appointment(appointment_id, lock=True)
+        if record is None:
+            raise NotFound()
+        self._check_changeable(record, now, whose)
+        return record
+
+    def _check_changeable(self, record: AppointmentRecord, now: datetime, whose: str) -> None:
+        """Refuse a cancelled, moved or already started appointment."""
         if record.status != "confirmed":
             raise AlreadyCancelled(
-                f"Your appointment on {av.label(self.rules, record.starts_at)} is already "
+                f"{whose} appointment on {av.label(self.rules, record.starts_at)} is already "
                 f"{'cancelled' if record.status == 'cancelled' else 'moved'}."
             )
         if record.starts_at <= now:
             raise InPast(
-                f"Your appointment on {av.label(self.rules, record.starts_at)} has already started."
+                f"{whose} appointment on {av.label(self.rules, record.starts_at)} has already "
+                "started."
             )
+
+    async def _move(
+        self,
+        tx: StoreTransaction,
+        old: AppointmentRecord,
+        now: datetime,
+        target: tuple[datetime, Service, list[Resource]],
+        session_id: str | None,
+    ) -> AppointmentRecord:
+        """Move `old` (changeable, locked) to `target` in this transaction: the new appointment
+        links back to it. The old time is freed first so a move into an overlapping slot is
+        allowed; if the new one is refused, the whole transaction rolls back and the original
+        stays exactly as it was."""
+        start, _, staff = target
+        if start == old.starts_at and old.resource in {p.id for p in staff[:1]}:
+            raise InvalidInput(f"That appointment is already on {av.label(self.rules, start)}.")
+        await tx.set_appointment_status(old.id, "rescheduled", now, "rescheduled")
+        new = await self._book(
+            tx, session_id, old.user_id, now, target, name=old.name, notes=old.notes,
+            rescheduled_from=old.id,
+        )  # fmt: skip
+        old.status, old.updated_at = "rescheduled", now
+        old.cancelled_at, old.cancel_reason = now, "rescheduled"
+        return new
 
     # --- the seven tools ------------------------------------------------------------------------
 
@@ -535,7 +572,7 @@ class ToolHandlers:
             )
 
         name = req.name or session.caller_name or (user.name if self._proved(session) else None)
-        record = await self._book(tx, session, user, now, target, name=name, notes=req.notes)
+        record = await self._book(tx, session.id, user.id, now, target, name=name, notes=req.notes)
         appointment = self._appointment(record)
         return _Done(
             BookAppointmentResponse(appointment=appointment),
@@ -596,8 +633,8 @@ class ToolHandlers:
         now: datetime,
     ) -> _Done:
         user = self._caller(caller)
-        record = await self._owned(tx, session, user, req.appointment_id, req.start)
-        self._changeable(record, now)
+        found = await self._owned(tx, session, user, req.appointment_id, req.start)
+        record = await self._changeable(tx, found.id, now)
         await tx.set_appointment_status(record.id, "cancelled", now, req.reason)
         record.status, record.updated_at = "cancelled", now
         record.cancelled_at, record.cancel_reason = now, req.reason
@@ -616,29 +653,24 @@ class ToolHandlers:
         now: datetime,
     ) -> _Done:
         user = self._caller(caller)
-        old = await self._owned(tx, session, user, req.appointment_id, req.start)
-        self._changeable(old, now)
+        found = await self._owned(tx, session, user, req.appointment_id, req.start)
+        old = await self._changeable(tx, found.id, now)
         start, service, staff = self._target(req.new_slot_id, req.new_start, old.service, req.staff)
         if req.new_slot_id is None and req.staff is None:
-            # Same person if they are free then, else anyone who gives the service.
-            same = [p for p in staff if p.id == old.resource]
-            staff = same + [p for p in staff if p.id != old.resource]
-        if start == old.starts_at and old.resource in {p.id for p in staff[:1]}:
-            raise InvalidInput(f"Your appointment is already on {av.label(self.rules, start)}.")
-        # Free the old time first so a move into an overlapping slot is allowed; if the insert is
-        # refused, the whole transaction rolls back and the original stays exactly as it was.
-        await tx.set_appointment_status(old.id, "rescheduled", now, "rescheduled")
-
-        new = await self._book(
-            tx, session, user, now, (start, service, staff), name=old.name, notes=old.notes,
-            rescheduled_from=old.id,
-        )  # fmt: skip
-        old.status, old.updated_at = "rescheduled", now
+            staff = self._same_first(staff, old.resource)
+        new = await self._move(tx, old, now, (start, service, staff), session.id)
         previous, appointment = self._appointment(old), self._appointment(new)
         return _Done(
             ModifyAppointmentResponse(appointment=appointment, previous=previous),
             f"Moved {mask_phone(user.phone)} from {previous.label} to {appointment.label}.",
         )
+
+    @staticmethod
+    def _same_first(staff: list[Resource], resource: str) -> list[Resource]:
+        """A move with nobody named: the same person if they are free then, else anyone who
+        gives the service."""
+        same = [p for p in staff if p.id == resource]
+        return same + [p for p in staff if p.id != resource]
 
     async def _end_conversation(
         self,
