@@ -61,7 +61,8 @@ def parse_cursor(text: str) -> tuple[datetime, str]:
     return start, found[2]
 
 
-def _item(business: Business, booked: BookedRecord) -> BusinessAppointment:
+def appointment_view(business: Business, booked: BookedRecord) -> BusinessAppointment:
+    """An appointment as the business sees it (the console's calendar shows the same)."""
     record = booked.appointment
     service = next((s for s in business.services if s.id == record.service), None)
     staff = business.resource(record.resource)
@@ -133,6 +134,6 @@ async def business_appointments(
         date=day,
         timezone=rules.zone.key,
         resource=resource_id,
-        appointments=[_item(business, row) for row in page],
+        appointments=[appointment_view(business, row) for row in page],
         next=cursor_of(page[-1].appointment) if len(rows) > limit else None,
     )
