@@ -100,7 +100,7 @@ class Phases:
 
 
 FULL = Phases(warmup_s=1, measured_s=3)
-QUICK = Phases(warmup_s=1, measured_s=1)
+QUICK = Phases(warmup_s=1, measured_s=2)
 
 
 @dataclass
@@ -111,10 +111,18 @@ class Caller:
 
 @dataclass
 class Measured:
-    """A measured wrk run and the CPU the server spent during it (warm-up not included)."""
+    """A measured wrk run and the CPU the server spent during it, and the warm-up run before it
+    (not measured; counted only in `answered`)."""
 
     run: WrkRun
     server_cpu_s: float
+    warmup: WrkRun
+
+    @property
+    def answered(self) -> int:
+        """Requests answered without an error, warm-up included (a lower bound: wrk counts a
+        read error or timeout as an error even if the server went on to commit)."""
+        return sum(r.requests - r.errors for r in (self.warmup, self.run))
 
     @property
     def server_ms_per_call(self) -> float:
@@ -297,10 +305,10 @@ async def measure(
             target, connections=clients, duration_s=seconds, key_prefix=prefix, workdir=workdir
         )
 
-    await one("warm", phases.warmup_s)
+    warmup = await one("warm", phases.warmup_s)
     before = server.cpu_seconds()
     run = await one("run", phases.measured_s)
-    return Measured(run, server.cpu_seconds() - before)
+    return Measured(run, server.cpu_seconds() - before, warmup)
 
 
 async def seed_calendar(url: str, slots: Slots, caller: Caller, count: int) -> None:
@@ -328,11 +336,30 @@ async def seed_calendar(url: str, slots: Slots, caller: Caller, count: int) -> N
 
 
 @dataclass
+class Stored:
+    """The appointments the booking runs left in the database (the seeded calendar excluded)."""
+
+    rows: int
+    distinct_starts: int
+
+
+async def stored_bookings(url: str) -> Stored:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cursor = await conn.execute(
+            "SELECT count(*), count(DISTINCT starts_at) FROM appointments"
+            " WHERE status = 'confirmed' AND name <> 'Seeded'"
+        )
+        rows, distinct = (await cursor.fetchone()) or (0, 0)
+    return Stored(rows, distinct)
+
+
+@dataclass
 class VoicebookRun:
     healthz: dict[int, Measured]
     fetch: dict[int, Measured]
     book: dict[int, Measured]
     callers: Path
+    stored: Stored
 
 
 async def run_voicebook(url: str, workdir: Path, phases: Phases) -> VoicebookRun:
@@ -356,7 +383,8 @@ async def run_voicebook(url: str, workdir: Path, phases: Phases) -> VoicebookRun
                     workdir,
                     slots if mode == "book" else None,
                 )
-    return VoicebookRun(results["healthz"], results["fetch"], results["book"], path)
+    stored = await stored_bookings(url)
+    return VoicebookRun(results["healthz"], results["fetch"], results["book"], path, stored)
 
 
 async def run_bare(
@@ -430,6 +458,23 @@ COLUMNS = [
 def ms(value: float) -> str:
     """Milliseconds with three significant figures or so, to keep the table narrow."""
     return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def render_stored(levels: list[Level], stored: Stored) -> None:
+    """Whether every answered booking is an appointment of its own (none a replay)."""
+    answered = sum(level.book.answered for level in levels)
+    what = (
+        f"book_appointment: {answered:,} bookings answered (warm-ups included), "
+        f"{stored.rows:,} confirmed appointments stored at {stored.distinct_starts:,} "
+        "distinct times"
+    )
+    if stored.rows >= answered and stored.distinct_starts == stored.rows:
+        console.print(
+            f"[green]{what}[/green]: each answer is a booking of its own (more stored than "
+            "answered: requests in flight when wrk stopped)"
+        )
+    else:
+        console.print(f"[red]{what}: fewer than answered, so some answers were replays[/red]")
 
 
 def render(levels: list[Level]) -> None:
@@ -514,6 +559,7 @@ async def run(quick: bool) -> None:
         for c in CLIENTS
     ]
     render(levels)
+    render_stored(levels, voicebook.stored)
 
 
 if __name__ == "__main__":
