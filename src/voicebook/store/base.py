@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from voicebook.scheduling.availability import Interval
+from voicebook.store.aggregates import CostlyCall, DayFigures, FailureCount
 
 IdentityLevel = Literal["claimed", "verified", "trusted"]
 
@@ -88,6 +89,17 @@ class BookedRecord:
     appointment: AppointmentRecord
     phone: str
     user_name: str | None
+
+
+@dataclass
+class SessionListing:
+    """A session as the console's list of calls shows it: the session, its caller's phone and
+    stored name (the server masks the phone), and its tool calls counted by (name, status)."""
+
+    session: SessionRecord
+    phone: str | None
+    user_name: str | None
+    tool_calls: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -213,6 +225,33 @@ class StoreTransaction(Protocol):
     async def update_code(
         self, code_id: str, attempts: int, verified_at: datetime | None
     ) -> None: ...
+
+    # --- the console's calls --------------------------------------------------------------------
+
+    async def recent_sessions(
+        self, *, before: tuple[datetime, str] | None = None, limit: int = 50
+    ) -> list[SessionListing]:
+        """Sessions of any state, newest first (by created_at, then id), after the (created_at,
+        id) of `before`; each with its caller and its tool calls counted."""
+        ...
+
+    async def session_listing(self, session_id: str) -> SessionListing | None:
+        """One session as `recent_sessions` lists it (None: no such session)."""
+        ...
+
+    # --- the console's numbers (store/aggregates.py) -------------------------------------------
+
+    async def day_figures(self, days: Sequence[Interval]) -> list[DayFigures]:
+        """Calls, their cost, bookings and cancellations of each day (UTC bounds), in order."""
+        ...
+
+    async def tool_failures(self, window: Interval, limit: int = 100) -> list[FailureCount]:
+        """Failed tool calls in `window` by error code and tool, most frequent first."""
+        ...
+
+    async def costliest_calls(self, window: Interval, limit: int = 5) -> list[CostlyCall]:
+        """The priced calls started in `window` that cost most, dearest first."""
+        ...
 
 
 class Store(Protocol):

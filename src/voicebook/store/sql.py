@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from voicebook.scheduling.availability import Interval
+from voicebook.store.aggregates import AggregateQueries
 from voicebook.store.base import (
     AppointmentRecord,
     BookedRecord,
@@ -23,6 +24,7 @@ from voicebook.store.base import (
     EventRecord,
     IdempotencyRecord,
     OverlapError,
+    SessionListing,
     SessionRecord,
     UserRecord,
 )
@@ -85,6 +87,12 @@ class Dialect(ABC):
     @abstractmethod
     def is_overlap(self, exc: BaseException) -> bool: ...
 
+    def json_text(self, column: str, key: str, *inner: str) -> str:
+        """SQL for the text at `key` of the JSON object in `column` (at `key`, then each of
+        `inner` in turn, for a nested one: `("summary", "cost", "total")`); NULL when absent."""
+        *outer, last = key, *inner
+        return column + "".join(f" -> '{k}'" for k in outer) + f" ->> '{last}'"
+
 
 class Connection(ABC):
     """A database connection inside an open transaction."""
@@ -120,7 +128,7 @@ _USER_OF_SESSION_SQL = (
 )
 
 
-class SqlTransaction:
+class SqlTransaction(AggregateQueries):
     """`StoreTransaction` over a `Connection` and a `Dialect`.
 
     Writes whose outcome nothing in the transaction reads back (the idempotency answer) are
@@ -594,3 +602,56 @@ class SqlTransaction:
             verified_at=verified_at,
             id=code_id,
         )
+
+    # --- the console's calls --------------------------------------------------------------------
+
+    async def recent_sessions(
+        self, *, before: tuple[datetime, str] | None = None, limit: int = 50
+    ) -> list[SessionListing]:
+        """One page of sessions, newest first: keyset-paged on (created_at, id) along the index
+        of 0008, so a page costs the same however deep it is and calls started meanwhile are
+        neither skipped nor repeated."""
+        where = ""
+        params: dict[str, Any] = {}
+        if before is not None:
+            # A row value: both planners read it as one range of the index, scanned backwards.
+            where = " WHERE (sessions.created_at, sessions.id) < (:before_created, :before_id)"
+            params = {"before_created": before[0], "before_id": before[1]}
+        order = " ORDER BY sessions.created_at DESC, sessions.id DESC LIMIT :limit"
+        return await self._listings(where + order, limit=limit, **params)
+
+    async def session_listing(self, session_id: str) -> SessionListing | None:
+        found = await self._listings(" WHERE sessions.id = :id", id=session_id)
+        return found[0] if found else None
+
+    async def _listings(self, clauses: str, **params: Any) -> list[SessionListing]:
+        """Sessions with their callers (`clauses` after the join), then their tool calls counted
+        by name and status in one more query, read through the partial index of tool calls
+        (0005): never the transcripts."""
+        rows = await self._fetch(
+            "SELECT sessions.*, users.phone AS user_phone, users.name AS user_name"
+            " FROM sessions LEFT JOIN users ON users.id = sessions.user_id" + clauses,
+            **params,
+        )
+        listings = {
+            row["id"]: SessionListing(
+                _row(SessionRecord, self._dialect, row), row["user_phone"], row["user_name"]
+            )
+            for row in rows
+        }
+        if not listings:
+            return []
+        ids = {f"id_{n}": session_id for n, session_id in enumerate(listings)}
+        name = self._dialect.json_text("payload", "name")
+        status = self._dialect.json_text("payload", "status")
+        counts = await self._fetch(
+            f"SELECT session_id, {name} AS tool, {status} AS status, COUNT(*) AS n"
+            " FROM session_events WHERE type = 'tool_call'"
+            f" AND session_id IN ({', '.join(':' + key for key in ids)})"
+            " GROUP BY 1, 2, 3",
+            **ids,
+        )
+        for count in counts:
+            key = (str(count["tool"]), str(count["status"]))
+            listings[count["session_id"]].tool_calls[key] = int(count["n"])
+        return list(listings.values())

@@ -65,6 +65,10 @@ class SqliteDialect(Dialect):
     def is_overlap(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "_no_overlap" in str(exc)
 
+    def json_text(self, column: str, key: str, *inner: str) -> str:
+        """json_extract: SQLite before 3.38 has no `->>`."""
+        return f"json_extract({column}, '$.{'.'.join((key, *inner))}')"
+
 
 DIALECT = SqliteDialect()
 
