@@ -241,7 +241,7 @@ def _serve_bare() -> None:
 
 
 class HttpError(Exception):
-    pass
+    """A setup request (start or identify a session) did not answer 200."""
 
 
 def _check(response: httpx.Response) -> httpx.Response:
@@ -274,11 +274,13 @@ async def open_sessions(base_url: str, count: int) -> list[Caller]:
 
 
 def write_callers(callers: list[Caller], path: Path) -> Path:
+    """The sessions file `wrk_load.lua` reads: `session_id user_id` per line."""
     path.write_text("".join(f"{c.session_id} {c.user_id}\n" for c in callers))
     return path
 
 
 def write_slots(slots: Slots, count: int, path: Path) -> Path:
+    """`count` slots nobody has been given yet, one id per line, for one wrk run."""
     path.write_text("".join(slots.take() + "\n" for _ in range(count)))
     return path
 
