@@ -118,7 +118,7 @@ class OperatorActions(ToolHandlers):
 
     async def operator_slots(
         self, appointment_id: str, on: date, resource: str | None
-    ) -> tuple[AppointmentRecord, list[Slot]]:
+    ) -> tuple[BookedRecord, list[Slot]]:
         """The free times on local day `on` the appointment may move to (with `resource`, or
         with anyone who gives its service), its own current time left out."""
         now = self.clock()
@@ -134,12 +134,13 @@ class OperatorActions(ToolHandlers):
             offers = await SlotFinder(self.business, view, now).find(
                 service, staff, SLOTS_A_DAY, on=on
             )
+            booked = await self._booked(tx, record)
         slots = [
             self._slot(offer)
             for offer in offers
             if not (offer.slot.start == record.starts_at and offer.resource.id == record.resource)
         ]
-        return record, slots
+        return booked, slots
 
     def _own_span(self, service: Service, record: AppointmentRecord) -> av.Interval:
         """The span `record` holds: its slot widened by its service's buffers."""

@@ -87,6 +87,15 @@ def appointment_view(business: Business, booked: BookedRecord) -> BusinessAppoin
     )
 
 
+def resolve_resource(business: Business, wanted: str) -> str:
+    """The id of the staff member or room called `wanted` (id or name); NotFound lists them."""
+    found = business.resource(wanted)
+    if found is None:
+        known = ", ".join(f"{r.id} ({r.name})" for r in business.resources)
+        raise NotFound(f"There is no staff member or room called {wanted!r}; see {known}.")
+    return found.id
+
+
 @router.get(
     "/business/appointments",
     response_model=BusinessAppointmentsResponse,
@@ -116,13 +125,7 @@ async def business_appointments(
     business = ctx.service.business
     rules = business.rules
     day = date or av.local_date(rules, ctx.service.clock())
-    resource_id = None
-    if resource is not None:
-        found = business.resource(resource)
-        if found is None:
-            known = ", ".join(f"{r.id} ({r.name})" for r in business.resources)
-            raise NotFound(f"There is no staff member or room called {resource!r}; see {known}.")
-        resource_id = found.id
+    resource_id = resolve_resource(business, resource) if resource is not None else None
     cursor = parse_cursor(after) if after is not None else None
     window = av.Interval(av.to_utc(rules, day, 0), av.to_utc(rules, day, 24 * 60))
     async with ctx.store.transaction(write=False) as tx:
