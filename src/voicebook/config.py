@@ -149,6 +149,20 @@ class Settings(BaseSettings):
         le=24 * 30,
         description="Hours an operator's console sign-in lasts before the password is asked again.",
     )
+    console_try_conversations: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="Try-it conversations (the console's text chat with the receptionist) one "
+        "server process holds at once; more are refused until one ends.",
+    )
+    console_try_idle_s: float = Field(
+        default=300,
+        gt=0,
+        le=3600,
+        description="Seconds a Try-it conversation waits for the operator's next line before it "
+        "is ended (and summarised).",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated browser origins allowed by CORS."
     )

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from voicebook.server.console import account, pages
+from voicebook.server.console import account, pages, tryit
 
-ROUTERS = [account.router, pages.router]
+ROUTERS = [account.router, pages.router, tryit.router]
 
 
 def install(app: FastAPI) -> None:

@@ -24,6 +24,7 @@ from voicebook.server.console.auth import (
     set_session_cookie,
     signed_in,
 )
+from voicebook.server.console.tryit import TryItState, try_it_state
 from voicebook.server.dependencies import Ctx
 from voicebook.server.limits import address_key
 
@@ -49,6 +50,9 @@ class ConsoleMe(BaseModel):
     version: str
     business: BusinessBrief | None = None
     """Only for a signed-in operator: the console names nothing of the business to strangers."""
+    try_it: TryItState | None = None
+    """Only for a signed-in operator: whether the Try-it tab can hold a conversation, and if
+    not, the variable to set or the extra to install."""
 
 
 class SignIn(BaseModel):
@@ -68,6 +72,7 @@ async def me(request: Request, response: Response, ctx: Ctx) -> ConsoleMe:
         business=BusinessBrief(name=business.name, timezone=business.rules.zone.key)
         if operator
         else None,
+        try_it=try_it_state(ctx) if operator else None,
     )
 
 
