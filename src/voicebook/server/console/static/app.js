@@ -119,7 +119,10 @@ function parseRoute() {
   return { tab, segments: segments.slice(1), params: new URLSearchParams(query) };
 }
 
+let shown = 0; // which navigation is current: a tab still loading when another opens is dropped
+
 async function show() {
+  const turn = ++shown;
   if (leave) {
     try { leave(); } catch (error) { console.error(error); }
     leave = null;
@@ -133,10 +136,14 @@ async function show() {
   view.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   try {
     const module = await import(TABS[route.tab]);
+    if (turn !== shown) return;
     const root = el("div", { class: `tab tab-${route.tab}` });
     view.replaceChildren(root);
-    leave = (await module.render(root, route, me)) || null;
+    const stop = (await module.render(root, route, me)) || null;
+    if (turn === shown) leave = stop;
+    else if (stop) stop(); // the operator moved on while it loaded: stop what it started
   } catch (error) {
+    if (turn !== shown) return;
     if (error instanceof ApiError && error.code === "sign_in_required") return;
     view.replaceChildren(el("p", { class: "error", role: "alert" }, error.message || String(error)));
   }
