@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from voicebook.server.console import account, pages, tryit
+from voicebook.server.console import account, calendar, calls, numbers, pages, tryit
 
-ROUTERS = [account.router, pages.router, tryit.router]
+ROUTERS = [
+    account.router,
+    pages.router,
+    calls.router,
+    numbers.router,
+    tryit.router,
+    calendar.router,
+]
 
 
 def install(app: FastAPI) -> None:
