@@ -4,6 +4,7 @@ charts fit a 375 px wide phone screen; and the page's strict policy refuses noth
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 from collections.abc import Iterator
@@ -120,6 +121,9 @@ def test_the_charts_show_what_the_api_counted(browser: Browser, server: Server) 
         )
     ]
     assert heights[-1] > 0 and heights[:-1] == [0.0] * 6
+    days = image.locator("text.day")
+    expect(days).to_have_count(7)  # room for every day's label at this width
+    assert len(set(days.all_text_contents())) == 7
     rows = table_rows(activity)
     assert [[int(c) for c in row[1:]] for row in rows] == [
         [d["calls"], d["bookings"], d["moves"], d["cancellations"]] for d in api["per_day"]
@@ -164,10 +168,18 @@ def test_the_charts_fit_a_375_px_screen(browser: Browser, server: Server) -> Non
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 375px"
-    labels = activity.locator("text.tick").evaluate_all(
+    labels = activity.locator("text.day").evaluate_all(
         "ticks => ticks.map(t => [t.getBoundingClientRect().left, t.getBoundingClientRect().right])"
     )
-    assert labels and all(left >= 0 and right <= 375 for left, right in labels), labels
+    names = activity.locator("text.day").evaluate_all(
+        "ticks => ticks.map(t => [t.getBoundingClientRect().left, t.textContent])"
+    )
+    today = activity.locator("rect.bar.calls title").last.text_content() or ""
+    assert max(names)[1] == today.split(":")[0], "the last day is the one labelled at the right"
+    assert 2 <= len(labels) < 90  # a label for some of the days, not a smudge of 90
+    assert all(left >= 0 and right <= 375 for left, right in labels), labels
+    ordered = sorted(labels)
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(ordered)), f"labels overlap: {labels}"
     snap(page, "numbers-375")
     assert problems == [], problems
     page.context.close()

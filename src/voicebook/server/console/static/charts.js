@@ -53,17 +53,19 @@ function yAxis(chart, { max, step }, box, format) {
   }
 }
 
-/** Labels under every k-th column, k chosen so that none overlap. */
+/**
+ * Labels under the columns, placed from the last one backwards wherever the next fits with a
+ * gap (widths estimated from the font size), so they never overlap and today is always named.
+ */
 function xLabels(chart, labels, box, slot) {
-  const every = Math.max(1, Math.ceil(labels.length / Math.max(1, Math.floor((box.right - box.left) / 56))));
-  labels.forEach((label, i) => {
-    if ((labels.length - 1 - i) % every !== 0) return; // the last day is always labelled
-    const x = box.left + slot * (i + 0.5);
-    const last = i === labels.length - 1 && slot < 40; // a narrow last column: end at the edge
-    chart.append(svg("text", {
-      x: last ? box.right : x, y: box.bottom + FONT_PX + 6, "text-anchor": last ? "end" : "middle", class: "tick",
-    }, label));
-  });
+  let free = Infinity; // where the labels placed so far begin
+  for (let i = labels.length - 1; i >= 0; i -= 1) {
+    const half = (labels[i].length * FONT_PX * 0.6) / 2;
+    const x = Math.min(box.left + slot * (i + 0.5), box.right - half); // inside at the right edge
+    if (x + half > free - 12 || x - half < 0) continue;
+    chart.append(svg("text", { x, y: box.bottom + FONT_PX + 6, "text-anchor": "middle", class: "tick day" }, labels[i]));
+    free = x - half;
+  }
 }
 
 function plotBox(width, height, format, max) {
