@@ -159,7 +159,11 @@ async def test_each_call_counts_on_its_local_day_across_midnight_and_dst(databas
 
         clock.now = utc("2026-11-02T04:30:00")  # still Sunday Nov 1: 23:30 EST
         last = await start(client)
-        await book(client, last, "+12125550102")  # left open: no cost yet
+        moved = await book(client, last, "+12125550102")  # left open: no cost yet
+        later = (await ok(client, "fetch_slots", last))["slots"][1]
+        await ok(
+            client, "modify_appointment", last, appointment_id=moved, new_slot_id=later["slot_id"]
+        )
 
         clock.now = utc("2026-11-02T05:30:00")  # Monday Nov 2, 00:30 EST
         monday = await start(client)
@@ -180,6 +184,7 @@ async def test_each_call_counts_on_its_local_day_across_midnight_and_dst(databas
         ]
         assert column(body, "calls") == [0, 1, 2, 1, 0]
         assert column(body, "bookings") == [0, 1, 1, 0, 0]
+        assert column(body, "moves") == [0, 0, 1, 0, 0]  # a move is not a new booking
         assert column(body, "cancellations") == [0, 0, 1, 0, 0]
         assert column(body, "priced_calls") == [0, 1, 1, 1, 0]
         assert column(body, "cost") == [0, 0.5, 2.0, 1.0, 0]
