@@ -43,7 +43,7 @@ export function shortId(id) {
 /** The header's facts as a description list. */
 export function factList(call) {
   const facts = [
-    ["State", [stateBadge(call), " ", call.state]],
+    ["State", call.live ? [stateBadge(call), " ", call.state] : stateBadge(call)],
     ["Caller", callerText(call)],
     ["Identity", call.identity_level ? LEVELS[call.identity_level] || call.identity_level : "—"],
     ["Started", when(call.started_at)],

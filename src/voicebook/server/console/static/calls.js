@@ -16,17 +16,15 @@ export async function render(root, route) {
 
 function callRow(call) {
   const link = el("a", { href: `#/calls/${encodeURIComponent(call.session_id)}` }, startedText(call.started_at));
-  const tools = call.failures
-    ? [String(call.tool_calls), " ", el("span", { class: "badge failed" }, `${call.failures} failed`)]
-    : String(call.tool_calls);
+  const failed = call.failures ? el("span", { class: "badge failed" }, `${call.failures} failed`) : null;
   return el(
     "tr",
     { dataset: { session: call.session_id }, class: call.live ? "call-live" : undefined },
     el("th", { scope: "row" }, link),
     el("td", {}, callerText(call)),
-    el("td", {}, stateBadge(call), " ", el("span", { class: "call-outcome" }, outcomeText(call))),
+    el("td", {}, stateBadge(call), " ", el("span", { class: "call-outcome" }, outcomeText(call)), failed ? " " : null, failed),
     el("td", { class: "num hide-narrow" }, duration(call.duration_s)),
-    el("td", { class: "num hide-narrow" }, tools),
+    el("td", { class: "num hide-narrow" }, String(call.tool_calls)),
     el("td", { class: "num hide-narrow" }, money(call.cost ? call.cost.total : null)),
   );
 }

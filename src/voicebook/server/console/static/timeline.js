@@ -17,7 +17,8 @@ function valueText(value) {
 }
 
 function argumentList(args) {
-  const shown = Object.entries(args || {}).filter(([key]) => key !== "session_id");
+  const empty = (value) => value === null || (Array.isArray(value) && value.length === 0);
+  const shown = Object.entries(args || {}).filter(([key, value]) => key !== "session_id" && !empty(value));
   if (shown.length === 0) return el("p", { class: "muted" }, "No arguments.");
   return el(
     "dl",
@@ -106,7 +107,7 @@ export function summaryCard(summary) {
       ? el(
         "ul",
         {},
-        ...booked.map((a) => el("li", {}, `${a.date} ${a.time} — ${a.name || "no name"} (${a.status})`)),
+        ...booked.map((a) => el("li", {}, `${when(a.start)} — ${a.name || "no name given"} (${a.status})`)),
       )
       : null,
     summary.preferences && summary.preferences.length
