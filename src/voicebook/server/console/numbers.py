@@ -10,15 +10,17 @@ answer costs the same however many rows the tables hold beyond the window.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from voicebook.models import ErrorBody
 from voicebook.scheduling import availability as av
+from voicebook.scheduling.errors import InvalidInput
 from voicebook.scheduling.phone import mask_phone
 from voicebook.server.console.auth import Operator
 from voicebook.server.dependencies import Ctx
@@ -32,6 +34,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 MAX_DAYS = 90
 """The longest window: the retention default, and a chart that still reads at 375 px."""
+DEFAULT_DAYS = 14
 COSTLIEST = 5
 FAILURE_GROUPS = 200
 """At most this many (code, tool) pairs are counted: codes are a fixed, small set."""
@@ -90,6 +93,21 @@ class Numbers(BaseModel):
     costliest: list[CostlyCallView]
 
 
+def window_days(
+    days: Annotated[str | None, Query(description=f"1 to {MAX_DAYS} days, ending today.")] = None,
+) -> int:
+    """`days` as a whole number of days in range, or a refusal that says what to give (the
+    generic validation sentence would name a Python type)."""
+    if days is None:
+        return DEFAULT_DAYS
+    if re.fullmatch(r"[0-9]{1,3}", days.strip()) is None or not 1 <= int(days) <= MAX_DAYS:
+        raise InvalidInput(
+            f"The numbers cover 1 to {MAX_DAYS} days: give days as a whole number in that range.",
+            field="days",
+        )
+    return int(days)
+
+
 def local_days(rules: av.AvailabilityRules, last: date, count: int) -> list[av.Interval]:
     """The UTC bounds of the `count` local days ending with `last`: midnight to midnight on the
     business clock, so each lasts what that day lasts there (23, 24 or 25 hours)."""
@@ -141,7 +159,7 @@ def _costly(call: CostlyCall) -> CostlyCallView:
 async def numbers(
     _: Operator,
     ctx: Ctx,
-    days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="How many days, ending today.")] = 14,
+    days: Annotated[int, Depends(window_days)],
 ) -> Numbers:
     rules = ctx.service.rules
     last = av.local_date(rules, ctx.service.clock())
