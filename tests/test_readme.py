@@ -321,14 +321,14 @@ def run_in_group(argv: Sequence[str], *, cwd: Path, log: Path, timeout: float) -
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process group (servers drain), SIGKILL what is left after 15 s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while _group_alive(process):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-        time.sleep(0.05)
+    for sent, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sent)
+        deadline = time.monotonic() + grace
+        while _group_alive(process) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _group_alive(process):
+            return
 
 
 def _group_alive(process: subprocess.Popen[bytes]) -> bool:
@@ -367,6 +367,22 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkNamespac
             stop_group(server)
 
 
+def run_block(
+    block: Block, namespace: NetworkNamespace, directory: Path, timeout: float = BLOCK_TIMEOUT_S
+) -> tuple[int | None, str]:
+    """Run the block in `directory` inside `namespace`: its exit status (None: still running
+    at `timeout`, then stopped) and its output, its servers' included."""
+    if block.language == "python":
+        (directory / "readme_block.py").write_text(block.text)
+        argv = [str(VENV_BIN / "python"), "readme_block.py"]
+    else:
+        (directory / "readme_block.sh").write_text(shell_script(block))
+        argv = ["bash", "readme_block.sh"]
+    log = directory / "output.log"
+    status = run_in_group(namespace.command(argv), cwd=directory, log=log, timeout=timeout)
+    return status, log.read_text(errors="replace")
+
+
 BLOCKS = runnable_blocks()
 
 
@@ -385,17 +401,7 @@ def test_block_runs_as_printed(
             namespace = stack.enter_context(network_namespace())
         else:
             namespace = request.getfixturevalue("served")
-        if block.language == "python":
-            (directory / "readme_block.py").write_text(block.text)
-            argv = [str(VENV_BIN / "python"), "readme_block.py"]
-        else:
-            (directory / "readme_block.sh").write_text(shell_script(block))
-            argv = ["bash", "readme_block.sh"]
-        log = directory / "output.log"
-        status = run_in_group(
-            namespace.command(argv), cwd=directory, log=log, timeout=BLOCK_TIMEOUT_S
-        )
-    output = log.read_text(errors="replace")
+        status, output = run_block(block, namespace, directory)
     where = f"{block.doc}:{block.line}"
     assert status is not None, f"{where} still running after {BLOCK_TIMEOUT_S:.0f} s:\n{output}"
     assert status == 0, f"{where} exited {status}:\n{output}"
@@ -424,3 +430,53 @@ def test_every_annotation_sits_on_a_runnable_block() -> None:
                 )
                 block = openings.get(following)
                 assert block is not None and block.language in RUNNABLE, f"{doc}:{number}"
+
+
+def harness_block(language: str, text: str) -> Block:
+    """A block written for the tests of the runner itself (fence on line 1)."""
+    return Block("self-test", "runner", 1, 1, language, text, None)
+
+
+def test_console_blocks_run_their_dollar_lines_only() -> None:
+    block = harness_block("console", "$ echo one\none\n$ voicebook --version \\\n  --help\nout\n")
+    commands = shell_commands(block)
+    assert [(c.line, c.text) for c in commands] == [
+        (2, "echo one"),
+        (4, "voicebook --version \\\n  --help"),
+    ]
+
+
+def test_the_first_failing_command_ends_its_block_naming_its_line(
+    served: NetworkNamespace, tmp_path: Path
+) -> None:
+    block = harness_block("bash", "true\n# a comment\nfalse\necho not reached\n")
+    status, output = run_block(block, served, reader_directory(tmp_path / "work"))
+    assert status == 1
+    assert "self-test:4 exited 1" in output
+    assert "not reached" not in output
+
+
+def test_an_http_error_answer_fails_a_curl_line(served: NetworkNamespace, tmp_path: Path) -> None:
+    block = harness_block("bash", "curl -s localhost:8000/session/no-such-session-0123456789\n")
+    status, output = run_block(block, served, reader_directory(tmp_path / "work"))
+    assert status == 22, output  # curl's "HTTP error" status, from the reader's .curlrc
+
+
+def test_a_server_line_is_waited_for_then_stopped(tmp_path: Path) -> None:
+    """The server line ends in a comment (the background `&` must not land in it), the next
+    line needs the server up, and nothing listens once the block is done."""
+    text = "voicebook serve --port 8123   # in the background\ncurl -s localhost:8123/healthz\n"
+    block = harness_block("bash", text)
+    with network_namespace() as namespace:
+        status, output = run_block(block, namespace, reader_directory(tmp_path / "work"))
+        assert status == 0, output
+        probe = ["bash", "-c", "(exec 3<>/dev/tcp/127.0.0.1/8123)"]
+        assert subprocess.run(namespace.command(probe), capture_output=True).returncode != 0
+
+
+def test_a_block_that_never_ends_is_stopped_and_reported(
+    served: NetworkNamespace, tmp_path: Path
+) -> None:
+    block = harness_block("python", "import threading\n\nthreading.Event().wait()\n")
+    status, _ = run_block(block, served, reader_directory(tmp_path / "work"), timeout=1.0)
+    assert status is None
