@@ -53,19 +53,19 @@ buffer_after = 30
 id = "lee"
 name = "Dr. Lee"
 services = ["cut", "treatment"]
-hours = "mon-sun 00:00-24:00"
+hours = "{hours}"
 
 [[staff]]
 id = "patel"
 name = "Dr. Patel"
 services = ["cut", "treatment"]
-hours = "mon-sun 00:00-24:00"
+hours = "{hours}"
 
 [[rooms]]
 id = "room-1"
 name = "Treatment room"
 services = ["treatment"]
-hours = "mon-sun 00:00-24:00"
+hours = "{hours}"
 """
 _numbers = itertools.count(1000)
 
@@ -82,11 +82,15 @@ class Clinic:
 
 @contextlib.contextmanager
 def clinic(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    hours: str = "mon-sun 00:00-24:00",
 ) -> Iterator[Clinic]:
-    """The clinic's server on `backend` (its database URL too, for `seed_past`)."""
+    """The clinic's server on `backend`, everyone open `hours` (its database URL too, for
+    `seed_past`)."""
     folder: Path = tmp_path_factory.mktemp(f"calendar-{backend}")
-    (folder / "voicebook.toml").write_text(CLINIC)
+    (folder / "voicebook.toml").write_text(CLINIC.replace("{hours}", hours))
     env = {
         "VOICEBOOK_API_KEY": API_KEY,
         "VOICEBOOK_CONSOLE_PASSWORD": PASSWORD,
