@@ -245,13 +245,17 @@ def starts_voicebook_serve(block: Block) -> bool:
 
 class NetworkNamespace:
     """A network namespace with only a loopback interface, held open by a sleeping process;
-    `command(argv)` runs argv inside it (nsenter)."""
+    `command(argv)` runs argv inside it (nsenter). As root it is a plain network namespace;
+    otherwise it sits in a user namespace of its own, where an unprivileged user may make one."""
 
     def __init__(self) -> None:
         script = "ip link set lo up && echo up && exec sleep infinity"
+        root = os.geteuid() == 0
+        create = ["--net"] if root else ["--user", "--map-root-user", "--net"]
+        self._enter = ["--net"] if root else ["--user", "--net", "--preserve-credentials"]
         try:
             self._holder = subprocess.Popen(
-                ["unshare", "--net", "--", "sh", "-c", script],
+                ["unshare", *create, "--", "sh", "-c", script],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -262,10 +266,10 @@ class NetworkNamespace:
         if self._holder.stdout.readline().strip() != "up":
             assert self._holder.stderr is not None
             why = self._holder.stderr.read().strip() or f"exit {self._holder.wait()}"
-            service_missing("a private network namespace (unshare --net needs root)", why)
+            service_missing("a private network namespace (unshare --net)", why)
 
     def command(self, argv: Sequence[str]) -> list[str]:
-        return ["nsenter", f"--net=/proc/{self._holder.pid}/ns/net", "--", *argv]
+        return ["nsenter", f"--target={self._holder.pid}", *self._enter, "--", *argv]
 
     def close(self) -> None:
         self._holder.kill()
