@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from browser_support import PASSWORD, browser, sign_in, snap
 from calls_support import PHONE, RAW_PHONE_FORMS, SERVER_ENV, Agent
 from servers import Server, running_server
+from tcp_proxy import TcpProxy
 
 __all__ = ["browser"]  # the fixture, imported for pytest
 
@@ -170,6 +171,31 @@ def test_leaving_a_live_call_closes_its_socket(
     page.get_by_role("link", name="← All calls").click()
     expect(page.get_by_role("heading", name="Calls")).to_be_visible()
     assert wait_until(page, lambda: open_websockets(agent) == 0), "the socket stayed open"
+
+
+def test_a_dropped_socket_resumes_after_the_last_event_with_nothing_lost_or_twice(
+    context: BrowserContext, server: Server, agent: Agent
+) -> None:
+    session_id = agent.start()
+    with TcpProxy("127.0.0.1", server.port) as proxy:  # the page reaches the server through it
+        page = context.new_page()
+        sign_in(page, f"http://127.0.0.1:{proxy.port}")
+        page.goto(f"http://127.0.0.1:{proxy.port}/#/calls/{session_id}")
+        following = page.locator(".call-following")
+        expect(following).to_have_text("Following this call live.")
+        assert wait_until(page, lambda: open_websockets(agent) == 1), "the page opened no socket"
+        proxy.cut()  # the network goes: the socket drops and reconnecting is refused
+        expect(following).to_have_text("Reconnecting…")
+        agent.say(session_id, "user", "Said while the console was cut off.")
+        proxy.restore()
+        expect(page.locator(".line-user")).to_contain_text("Said while the console was cut off.")
+        expect(following).to_have_text("Following this call live.")
+        agent.say(session_id, "agent", "Said after it came back.")
+        expect(page.locator(".line-agent")).to_contain_text("Said after it came back.")
+        ids = page.locator("ol.timeline > li").evaluate_all(
+            "items => items.map(i => i.dataset.event)"
+        )
+        assert ids == [str(n) for n in range(1, len(ids) + 1)] and len(ids) == 3
 
 
 def test_the_list_and_a_call_fit_a_375_px_screen(

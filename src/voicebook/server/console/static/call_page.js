@@ -91,6 +91,7 @@ export async function renderCall(root, sessionId) {
     socket = new WebSocket(wsUrl(`/session/${encodeURIComponent(sessionId)}/events?after=${last}`));
     socket.addEventListener("open", () => {
       attempts = 0;
+      showFollowing();
     });
     socket.addEventListener("message", (message) => {
       if (!root.isConnected) {
