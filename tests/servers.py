@@ -100,13 +100,16 @@ def running_server(
 ) -> Iterator[Server]:
     """Start a server with `env` added to a clean environment; stop it on exit.
 
-    The working directory is `tmp_path`, so no stray `.env` is read.
+    The working directory is `tmp_path`, so no stray `.env` is read, and the user data directory
+    is one inside it: a server given no database uses the embedded default there, never the
+    person's own `~/.local/share/voicebook/voicebook.db`.
     """
     port = port or free_port()
     log_path = tmp_path / f"server-{port}.log"
     argv = [sys.executable, "-m", "voicebook", "serve", "--port", str(port), *args]
     url = f"http://127.0.0.1:{port}"
-    env = clean_env({**UNLIMITED_BROWSER, **env})
+    data_home = {"XDG_DATA_HOME": str(tmp_path / "user-data")}
+    env = clean_env({**UNLIMITED_BROWSER, **data_home, **env})
     with running_process(
         argv, ready_url=f"{url}/healthz", env=env, cwd=tmp_path, log_path=log_path
     ) as process:
