@@ -164,6 +164,19 @@ def test_hanging_up_ends_and_summarises_the_call(server: Server, operator: httpx
         assert client.get_session(session_id).state == "ended"
 
 
+def test_closing_the_page_mid_turn_still_ends_and_summarises_the_call(
+    server: Server, operator: httpx.Client
+) -> None:
+    with open_try(server, operator) as ws:
+        session_id = started(ws)
+        ws.send(json.dumps({"text": ASK}))
+    # The page is gone while the receptionist was answering: the server hangs up for it. The
+    # session's own socket (as the Calls tab follows it) sees the summary and the close.
+    with Client(server.url, SERVICE_KEY) as client, client.stream_events(session_id) as events:
+        kinds = [event.type for event in events]  # ends after session_closed
+    assert "summary" in kinds and kinds[-1] == "session_closed"
+
+
 def test_a_refused_line_has_a_code_and_the_conversation_goes_on(
     server: Server, operator: httpx.Client
 ) -> None:

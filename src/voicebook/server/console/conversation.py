@@ -192,7 +192,8 @@ class Conversation:
             await self._http.aclose()
         if summary is None:
             return None
-        return self._mask(summary.model_dump(mode="json"))
+        masked: dict[str, Any] = self._mask(summary.model_dump(mode="json"))
+        return masked
 
     def _mask(self, value: Any) -> Any:
         return mask_phones(value, self._region)

@@ -6,7 +6,8 @@ gets, as JSON messages with a `type`:
 
 - `started` `{session_id}`, then the greeting as a `turn`;
 - `turn` `{agent: [lines], tool_calls: [{name, arguments, ok, code, message, output, ms}],
-  ms, error}` for each line it sent (`error`: `{code, message}` when the model failed);
+  ms, error}` for each line it sent, phone numbers masked (`error`: `{code, message}` when
+  the model failed for good, after which the call ends, as `voicebook call --text` ends);
 - `error` `{code, message}`: a message refused (the conversation goes on) or the reason it ends;
 - `summary` `{session_id, summary}` (the server's summary, with its cost), then the close.
 
