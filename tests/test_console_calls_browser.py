@@ -105,11 +105,14 @@ def test_the_list_shows_calls_newest_first_and_opens_one(
 def test_the_list_updates_itself_while_it_is_open(
     context: BrowserContext, server: Server, agent: Agent
 ) -> None:
+    earlier = agent.start()
     page = signed_in_page(context, server)
-    expect(page.locator("table.calls-table tbody tr").first).to_be_visible()
+    focused = page.locator(f'tr[data-session="{earlier}"]').get_by_role("link")
+    focused.focus()  # a keyboard user resting on a row keeps their place while the list updates
     started = agent.start()
     row = page.locator(f'tr[data-session="{started}"]')
     expect(row).to_be_visible(timeout=LIVE_MS)
+    expect(focused).to_be_focused()
     expect(row.locator(".badge.live")).to_be_visible()
     agent.end(started)
     expect(row.locator(".badge.live")).to_have_count(0, timeout=LIVE_MS)

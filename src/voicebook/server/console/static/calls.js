@@ -14,19 +14,31 @@ export async function render(root, route) {
   return renderList(root);
 }
 
-function callRow(call) {
-  const link = el("a", { href: `#/calls/${encodeURIComponent(call.session_id)}` }, startedText(call.started_at));
+/** Fill a row (new or already shown) with a call's facts. A shown row keeps its link element,
+ * so a keyboard user's focus stays where it was while the list reads itself again. */
+function fillRow(row, call) {
+  let link = row.querySelector("a");
+  if (!link) {
+    link = el("a", { href: `#/calls/${encodeURIComponent(call.session_id)}` });
+    row.append(el("th", { scope: "row" }, link), ...Array.from({ length: 5 }, () => el("td")));
+    row.dataset.session = call.session_id;
+    const [, , , ...numbers] = row.children;
+    for (const cell of numbers) cell.className = "num hide-narrow";
+  }
+  const started = startedText(call.started_at);
+  link.textContent = started;
+  link.setAttribute("aria-label", `${started}, ${callerText(call)}`);
+  row.classList.toggle("call-live", call.live);
   const failed = call.failures ? el("span", { class: "badge failed" }, `${call.failures} failed`) : null;
-  return el(
-    "tr",
-    { dataset: { session: call.session_id }, class: call.live ? "call-live" : undefined },
-    el("th", { scope: "row" }, link),
-    el("td", {}, callerText(call)),
-    el("td", {}, stateBadge(call), " ", el("span", { class: "call-outcome" }, outcomeText(call)), failed ? " " : null, failed),
-    el("td", { class: "num hide-narrow" }, duration(call.duration_s)),
-    el("td", { class: "num hide-narrow" }, String(call.tool_calls)),
-    el("td", { class: "num hide-narrow" }, money(call.cost ? call.cost.total : null)),
+  const [, caller, outcome, length, tools, cost] = row.children;
+  caller.textContent = callerText(call);
+  outcome.replaceChildren(
+    stateBadge(call), " ", el("span", { class: "call-outcome" }, outcomeText(call)), failed ? " " : "", failed || "",
   );
+  length.textContent = duration(call.duration_s);
+  tools.textContent = String(call.tool_calls);
+  cost.textContent = money(call.cost ? call.cost.total : null);
+  return row;
 }
 
 async function renderList(root) {
@@ -72,8 +84,16 @@ async function renderList(root) {
   let timer = null;
   let left = false;
 
+  const rows = new Map(); // session id → its row, filled again on every read
+
   function draw() {
-    body.replaceChildren(...calls.map(callRow));
+    const wanted = calls.map((call) => fillRow(rows.get(call.session_id) || el("tr"), call));
+    rows.clear();
+    wanted.forEach((row, i) => {
+      rows.set(calls[i].session_id, row);
+      if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+    });
+    while (body.children.length > wanted.length) body.lastElementChild.remove();
     empty.hidden = calls.length > 0;
     table.hidden = calls.length === 0;
     older.hidden = !nextBefore;
@@ -104,6 +124,7 @@ async function renderList(root) {
     try {
       await refresh();
     } catch (error) {
+      if (error.code === "sign_in_required") return; // the shell shows the sign-in form
       status.textContent = `Could not update the list: ${error.message}`;
     }
     if (!left) timer = setTimeout(tick, REFRESH_MS);
