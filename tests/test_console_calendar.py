@@ -231,6 +231,23 @@ def test_a_move_to_an_offered_slot_links_the_new_appointment(
     assert listed[held] == "rescheduled" and listed[new["id"]] == "confirmed"
 
 
+def test_a_move_may_take_time_the_appointment_holds_itself(
+    site: Clinic, http: httpx.Client
+) -> None:
+    day = ahead(14)
+    # The treatment holds Dr. Lee and the room 09:00-10:30; to Dr. Patel at 09:00 it keeps the
+    # room, which only it holds: offered, and the move takes it.
+    _, treatment = book(site.url, day, "09:00", service="treatment")
+    params = {"appointment": treatment, "date": day.isoformat(), "resource": "patel"}
+    offered = http.get("/console/api/calendar/slots", params=params)
+    assert offered.status_code == 200, offered.text
+    assert local(day, "09:00") in {s["start"] for s in offered.json()["slots"]}
+    moved = move(http, treatment, local(day, "09:00"), resource="patel")
+    assert moved.status_code == 200, moved.text
+    new = moved.json()["appointment"]
+    assert (new["resource"], new["room"], new["start"]) == ("patel", "room-1", local(day, "09:00"))
+
+
 def test_two_concurrent_moves_into_one_slot_one_wins(site: Clinic, http: httpx.Client) -> None:
     day = ahead(9)
     for round_ in range(3):

@@ -60,6 +60,9 @@ def test_the_week_shows_appointments_per_resource(desk: Page, site: Clinic) -> N
     open_calendar(desk, site, day.isoformat(), "week")
     iso = day.isoformat()
     expect(column(desk, iso, "lee").get_by_role("button", name="Ada")).to_be_visible()
+    # Read as a list per resource and day, each appointment's time in its text.
+    listed = column(desk, iso, "lee").get_by_role("list").get_by_role("listitem")
+    expect(listed.get_by_role("button")).to_contain_text(["9:00 AM – 9:30 AM"])
     expect(column(desk, iso, "lee").get_by_role("button", name="Ben")).to_have_count(0)
     expect(column(desk, iso, "patel").get_by_role("button", name="Ben")).to_be_visible()
     # The treatment holds the room as well: it is in the room's column too.
@@ -94,6 +97,7 @@ def test_cancel_from_the_details_opened_with_the_keyboard(desk: Page, site: Clin
     dialog.get_by_role("button", name="Cancel this appointment").click()
     expect(dialog).to_be_hidden()
     expect(block).to_have_class("cal-appt cancelled")
+    expect(block).to_be_focused()  # the keyboard is back where it was
     held = stored(desk, site, day.isoformat())[booked]
     assert (held["status"], held["cancel_reason"]) == ("cancelled", "asked by text")
     block.click()
@@ -121,6 +125,7 @@ def test_reschedule_to_an_offered_slot(desk: Page, site: Clinic) -> None:
     expect(column(desk, iso, "lee").get_by_role("button", name="Dee")).to_have_class(
         "cal-appt rescheduled"
     )
+    snap(desk, "calendar-moved-1280")
     after = stored(desk, site, iso)
     assert after[booked]["status"] == "rescheduled"
     new = next(a for a in after.values() if a["name"] == "Dee" and a["status"] == "confirmed")
@@ -184,4 +189,5 @@ def test_a_375_px_screen_stacks_the_day_without_sideways_scroll(
     expect(lee.get_by_role("button", name="Hal")).to_be_visible()
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
+    snap(page, "calendar-week-375")
     context.close()

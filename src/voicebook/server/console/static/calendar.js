@@ -11,6 +11,7 @@ import { api, el, toast, when } from "./app.js";
 
 const DAY_MS = 24 * 3600 * 1000;
 const TIME = { hour: "numeric", minute: "2-digit" };
+const REFRESH_MS = 30000;
 
 /** `iso` (YYYY-MM-DD) moved by `days` whole days: pure calendar arithmetic, no zone. */
 function shift(iso, days) {
@@ -265,10 +266,13 @@ export async function render(root, route) {
     if (!dialog.open) dialog.showModal();
   }
 
-  async function done(text) {
+  /** After a change: the grid again, and the keyboard back on the appointment it left. */
+  async function done(text, focusId) {
     dialog.close();
     toast(text);
     await load();
+    const block = board.querySelector(`button[data-id="${CSS.escape(focusId)}"]`);
+    if (block) block.focus();
   }
 
   function cancelPanel(item, panel, message) {
@@ -289,7 +293,7 @@ export async function render(root, route) {
       try {
         const body = reason.value.trim() ? { reason: reason.value.trim() } : {};
         await api(`/console/api/appointments/${encodeURIComponent(item.id)}/cancel`, { method: "POST", body });
-        await done(`Cancelled ${item.label}.`);
+        await done(`Cancelled ${item.label}.`, item.id);
       } catch (error) {
         message.textContent = error.message;
         confirm.disabled = false;
@@ -370,7 +374,7 @@ export async function render(root, route) {
           method: "POST",
           body: { start: slot.start, resource: slot.resource },
         });
-        await done(`Moved to ${moved.appointment.label}.`);
+        await done(`Moved to ${moved.appointment.label}.`, moved.appointment.id);
       } catch (error) {
         message.textContent = error.message;
         await slots();
@@ -382,5 +386,13 @@ export async function render(root, route) {
   }
 
   await load();
-  return () => { if (dialog.open) dialog.close(); };
+  // Bookings callers make meanwhile show up; never while the operator is in the grid or a dialog.
+  const timer = setInterval(() => {
+    if (dialog.open || document.hidden || board.contains(document.activeElement)) return;
+    load().catch(() => {});
+  }, REFRESH_MS);
+  return () => {
+    clearInterval(timer);
+    if (dialog.open) dialog.close();
+  };
 }
