@@ -17,13 +17,16 @@ not read: each of its commands is a benchmark run of minutes on Postgres and Red
   its `.curlrc` says `fail-with-body`, so an HTTP error answer fails a `curl` line as it should),
   the venv first on PATH, no voicebook variable inherited and stdin at end of file (an
   interactive command sees Ctrl-D at once).
-- Shell blocks go through one bash, a command at a time (a trailing backslash continues one; `$ `
-  lines of a `console` block are its commands): the first to exit non-zero fails the case,
-  naming its line. A command that starts a long-running server (`voicebook serve`,
-  `voicebook agent`, `uvicorn`, or any command ending in `&`) runs in the background, and the next
-  command starts once it accepts connections on its `--port` (`voicebook serve`: 8000). Whatever
-  a block started is stopped when it ends. A block that starts its own `voicebook serve` gets a
-  network namespace of its own, where 8000 is free.
+- Shell blocks go through one bash, a command at a time (a command is a line, or lines joined by
+  a trailing backslash, so a heredoc or a loop over several lines is not one; `$ ` lines of a
+  `console` block are its commands): the first to exit non-zero fails the case, naming its line.
+  A command that starts a long-running server (`voicebook serve`, `voicebook agent`, `uvicorn`,
+  or any command ending in `&`) runs in the background, and the next command starts once it
+  accepts connections on its `--port` (`voicebook serve`: 8000). Whatever a block started is
+  stopped when it ends. A block that starts its own `voicebook serve` gets a network namespace
+  of its own, where 8000 is free. (Network namespaces need root or, for anyone else,
+  unprivileged user namespaces; without either the cases skip saying so, or fail under
+  VOICEBOOK_REQUIRE_SERVICES.)
 - Python blocks run as a file with the venv's python.
 
 A block that cannot run here (it installs from the network, or needs a paid or remote service)
@@ -139,12 +142,8 @@ def _skip_reason(before: Sequence[str]) -> str | None:
     """The reason of a `readme-test: skip` annotation on the last non-blank line before a fence."""
     previous = next((line for line in reversed(before) if line.strip()), "")
     annotation = ANNOTATION.fullmatch(previous)
-    if annotation is None:
-        return None
-    skip = SKIP.match(annotation["directive"])
-    if skip is None:
-        raise ValueError(f"unknown readme-test annotation: {previous.strip()}")
-    return skip["reason"]
+    skip = SKIP.fullmatch(annotation["directive"]) if annotation else None
+    return skip["reason"] if skip else None
 
 
 def runnable_blocks() -> list[Block]:
@@ -422,8 +421,10 @@ def test_every_fence_names_its_language() -> None:
     assert untagged == []
 
 
-def test_every_annotation_sits_on_a_runnable_block() -> None:
-    """A `readme-test:` line anywhere else would skip nothing, silently."""
+def test_every_annotation_is_a_skip_with_a_reason_on_a_runnable_block() -> None:
+    """Any other `readme-test:` line (a typo, one above prose or a TOML block) would skip
+    nothing, silently."""
+    misplaced = []
     for doc in DOCS:
         lines = (ROOT / doc).read_text().splitlines()
         openings = {block.line: block for block in fenced_blocks(doc)}
@@ -433,7 +434,9 @@ def test_every_annotation_sits_on_a_runnable_block() -> None:
                     (n for n in range(number + 1, len(lines) + 1) if lines[n - 1].strip()), 0
                 )
                 block = openings.get(following)
-                assert block is not None and block.language in RUNNABLE, f"{doc}:{number}"
+                if block is None or block.language not in RUNNABLE or block.skip is None:
+                    misplaced.append(f"{doc}:{number}: {line.strip()}")
+    assert misplaced == []
 
 
 def harness_block(language: str, text: str) -> Block:
