@@ -18,8 +18,10 @@ SERVER_ENV = {
     "VOICEBOOK_API_KEY": API_KEY,
     "VOICEBOOK_HOURS": "mon-sun 00:00-24:00",
     "VOICEBOOK_MIN_NOTICE_MINUTES": "0",
+    "VOICEBOOK_SESSION_RATE_LIMIT": "10000",
 }
-"""Open every hour of every day, so a slot is always free to book whenever the test runs."""
+"""Open every hour of every day, so a slot is always free to book whenever the test runs; and
+the tests start more calls a minute than one address may by default."""
 
 _keys = itertools.count(1)
 

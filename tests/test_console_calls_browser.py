@@ -18,6 +18,8 @@ from tcp_proxy import TcpProxy
 
 __all__ = ["browser"]  # the fixture, imported for pytest
 
+PAGE = 50
+"""Calls on one page of the list (calls.js)."""
 LIVE_MS = 15_000
 """How long a live update may take to show (the list reads itself every few seconds)."""
 
@@ -116,6 +118,22 @@ def test_the_list_updates_itself_while_it_is_open(
     expect(row.locator(".badge.live")).to_be_visible()
     agent.end(started)
     expect(row.locator(".badge.live")).to_have_count(0, timeout=LIVE_MS)
+
+
+def test_older_calls_come_a_page_at_a_time(
+    context: BrowserContext, server: Server, agent: Agent
+) -> None:
+    oldest = agent.start()
+    for _ in range(PAGE):  # one page of newer calls pushes it to the next
+        agent.start()
+    page = signed_in_page(context, server)
+    rows = page.locator("table.calls-table tbody tr")
+    expect(rows).to_have_count(PAGE)
+    expect(page.locator(f'tr[data-session="{oldest}"]')).to_have_count(0)
+    page.get_by_role("button", name="Show older calls").click()
+    expect(page.locator(f'tr[data-session="{oldest}"]')).to_be_visible()
+    sessions = rows.evaluate_all("rows => rows.map(r => r.dataset.session)")
+    assert len(sessions) == len(set(sessions)) > PAGE
 
 
 def test_a_calls_events_appear_live_and_a_refused_booking_shows_as_failed(
