@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Annotated
 
 import typer
 
-from voicebook.cli.common import EXIT_USAGE, fail, load_settings, require_agent_extra
+from voicebook.cli.common import (
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    config_failed,
+    load_settings,
+    require_agent_extra,
+)
 
-app = typer.Typer(help="The voice agent: a LiveKit worker dispatched by LIVEKIT_AGENT_NAME.")
+app = typer.Typer(
+    help="The voice agent: a LiveKit worker dispatched by LIVEKIT_AGENT_NAME.",
+)
 
-LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+LogLevelOption = Annotated[LogLevel, typer.Option(help="How much the worker logs.")]
 Port = Annotated[
     int,
     typer.Option(min=0, max=65535, help="The worker's health-check HTTP port (0: a free one)."),
 ]
 
+JsonLogs = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help='JSON only: log lines as --log-format json, errors as {"error": {...}}.',
+    ),
+]
 
-def _run(*, dev: bool, log_level: str, port: int) -> None:
+
+def _run(*, dev: bool, log_level: LogLevel, log_format: LogFormat, port: int) -> None:
     require_agent_extra()
     from voicebook.config import ConfigError
 
@@ -29,33 +44,40 @@ def _run(*, dev: bool, log_level: str, port: int) -> None:
 
         server = create_agent_server(settings, port=port)
     except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
-    _configure_logging(dev=dev, level=log_level, region=settings.default_region)
+        config_failed(exc)
+    # The server's log lines and rule (plain on a terminal, JSON otherwise), phones masked.
+    from voicebook.server.observability import configure_logging
+
+    configure_logging(log_level.value, settings.default_region, log_format.value)
+    import asyncio
+
     from voicebook.agent.launcher import serve
 
     asyncio.run(serve(server, dev=dev))
 
 
-def _configure_logging(*, dev: bool, level: str, region: str) -> None:
-    """Readable lines in development; in production JSON lines with phone numbers masked,
-    like the server's."""
-    if dev:
-        logging.basicConfig(
-            level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        return
-    from voicebook.server.observability import configure_logging
-
-    configure_logging(level, region)
+def _chosen(log_format: LogFormat, as_json: bool) -> LogFormat:
+    return LogFormat.json if as_json else log_format
 
 
 @app.command()
-def start(log_level: LogLevel = "info", port: Port = 8081) -> None:
-    """Run the worker for production: JSON logs; SIGTERM drains running calls."""
-    _run(dev=False, log_level=log_level, port=port)
+def start(
+    log_level: LogLevelOption = LogLevel.info,
+    log_format: LogFormatOption = LogFormat.auto,
+    port: Port = 8081,
+    as_json: JsonLogs = False,
+) -> None:
+    """Run the worker for production: JSON logs (plain lines on a terminal); SIGTERM drains
+    running calls."""
+    _run(dev=False, log_level=log_level, log_format=_chosen(log_format, as_json), port=port)
 
 
 @app.command()
-def dev(log_level: LogLevel = "debug", port: Port = 0) -> None:
+def dev(
+    log_level: LogLevelOption = LogLevel.debug,
+    log_format: LogFormatOption = LogFormat.plain,
+    port: Port = 0,
+    as_json: JsonLogs = False,
+) -> None:
     """Run the worker for development: readable logs, no idle job processes kept warm."""
-    _run(dev=True, log_level=log_level, port=port)
+    _run(dev=True, log_level=log_level, log_format=_chosen(log_format, as_json), port=port)

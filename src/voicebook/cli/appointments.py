@@ -8,14 +8,13 @@ zone and every appointment.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from voicebook.cli import remote
-from voicebook.cli.common import console
-from voicebook.cli.remote import ApiKey, AsJson, Url
+from voicebook.cli.common import AsJson, console, local_date
+from voicebook.cli.remote import ApiKey, Url
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -134,13 +133,7 @@ def appointments(
 ) -> None:
     """The business's appointments of one day, every status, a table per staff member (service
     key; phones masked)."""
-    if on is not None:
-        try:
-            date.fromisoformat(on)
-        except ValueError:
-            raise typer.BadParameter(
-                f"{on!r} is not a date in the form YYYY-MM-DD", param_hint="'--date'"
-            ) from None
+    local_date(on)
     with remote.connect(url, api_key) as vb:
         day = remote.call(
             "reading the appointments…", lambda: _whole_day(vb, on, staff), as_json=as_json

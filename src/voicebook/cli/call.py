@@ -18,9 +18,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from voicebook.cli.common import EXIT_DOMAIN, EXIT_USAGE, console, fail, load_settings
+from voicebook.cli.common import (
+    EXIT_DOMAIN,
+    EXIT_USAGE,
+    AsJson,
+    config_failed,
+    console,
+    fail,
+    load_settings,
+)
 from voicebook.cli.common import require_agent_extra as _require_agent_extra
-from voicebook.cli.remote import ApiKey, AsJson, Url
+from voicebook.cli.remote import ApiKey, Url
 
 if TYPE_CHECKING:
     from voicebook.agent.textmode import TextCall, Turn
@@ -48,6 +56,7 @@ def call(
             "calls from the terminal are text-only: run `voicebook call --text` "
             "(voice calls come through LiveKit and `voicebook agent`)",
             EXIT_USAGE,
+            code="text_only",
         )
     _require_agent_extra()
     settings = load_settings()
@@ -57,12 +66,16 @@ def call(
     try:
         check_settings(settings, voice=False)
     except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
+        config_failed(exc)
     lines = list(say or [])
     if not lines and not sys.stdin.isatty():
         lines = [line.strip() for line in sys.stdin if line.strip()]
         if not lines:
-            fail("stdin gave no lines to say", EXIT_USAGE)
+            fail(
+                "stdin gave no lines to say: pipe the caller's lines, one a line, or pass --say",
+                EXIT_USAGE,
+                code="no_input",
+            )
     interactive = not lines
     from voicebook.cli.common import quiet_agent_logs, run
 
@@ -99,7 +112,7 @@ async def _talk(
         except VoicebookError as exc:
             from voicebook.cli.remote import fail_with
 
-            fail_with(exc, as_json=as_json)
+            fail_with(exc)
         if not quiet:
             console.print(f"[dim]session {call.session_id}[/]", highlight=False)
             _show_agent(greeting)

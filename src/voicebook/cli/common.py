@@ -1,32 +1,96 @@
-"""What every command shares: consoles, settings loading, and turning failures into exit codes.
-
-Exit codes: 0 ok, 1 a domain error (its sentence is printed), 2 a usage or configuration error,
-3 the database or server cannot be reached.
+"""What every command shares: consoles, settings loading, and turning failures into exit codes
+(printed by `cli.report`, which says the codes and the `--json` error document).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from enum import Enum
 from typing import Annotated, Any, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
 
+from voicebook.cli.report import EXIT_DOMAIN, EXIT_UNREACHABLE, EXIT_USAGE, fail
+
+__all__ = ["EXIT_DOMAIN", "EXIT_UNREACHABLE", "EXIT_USAGE", "fail"]
+
 T = TypeVar("T")
-EXIT_DOMAIN, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 DatabaseUrl = Annotated[
     Optional[str],  # noqa: UP045 - Typer reads the annotation at run time on Python 3.10
     typer.Option("--database-url", help="Overrides VOICEBOOK_DATABASE_URL.", show_default=False),
 ]
 
+
+AsJson = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help='Print only JSON on stdout (for scripts); errors too, as {"error": {...}}.',
+    ),
+]
+
+
+class PartOfDay(str, Enum):
+    """`--part-of-day`: a closed set, checked while the command line is read."""
+
+    morning = "morning"
+    afternoon = "afternoon"
+    evening = "evening"
+
+
+class LogLevel(str, Enum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class LogFormat(str, Enum):
+    """`--log-format`: server/observability.py's LOG_FORMATS, which hold the rule."""
+
+    auto = "auto"
+    plain = "plain"
+    json = "json"
+
+
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        help="plain lines for a person, JSON lines for a collector; auto: plain on a terminal, "
+        "JSON otherwise.",
+    ),
+]
+
+
+def local_date(value: str | None, option: str = "--date") -> str | None:
+    """`value` checked as a YYYY-MM-DD date (a typo is a usage error, before any request)."""
+    if value is None:
+        return None
+    from datetime import date
+
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date in the form YYYY-MM-DD, e.g. 2027-03-02",
+            param_hint=f"'{option}'",
+        ) from None
+    return value
+
+
 console = Console()
 errors = Console(stderr=True)
 
 
-def fail(message: str, code: int) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
+def config_failed(exc: Exception, beside: dict[str, Any] | None = None) -> NoReturn:
+    """End the command on a ConfigError (exit 2): its text, and in the `--json` document each
+    `file:line: field: problem` (or `VARIABLE: problem`) line as `problems`."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    problems = lines[1:] if len(lines) > 1 else lines  # one line: not valid TOML, or a variable
+    fail(str(exc), EXIT_USAGE, code="invalid_configuration", beside=beside, problems=problems)
 
 
 def load_settings(**overrides: Any) -> Any:
@@ -36,7 +100,7 @@ def load_settings(**overrides: Any) -> Any:
     try:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
+        config_failed(exc)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -53,13 +117,15 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
+        config_failed(exc)
     except SchemaOutOfDate as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE, code="schema_out_of_date")
     except StoreUnavailable as exc:
-        fail(exc.message, EXIT_UNREACHABLE)
+        fail(exc.message, EXIT_UNREACHABLE, code="database_unreachable")
     except DomainError as exc:
-        fail(exc.message, EXIT_DOMAIN)
+        from voicebook.cli.fixes import fix_for
+
+        fail(fix_for(exc.code, exc.message), EXIT_DOMAIN, code=exc.code, **exc.extra)
 
 
 @asynccontextmanager
@@ -92,9 +158,7 @@ def require_agent_extra() -> None:
 
     missing = agent_extra_missing()
     if missing:
-        from rich.markup import escape
-
-        fail(escape(install_hint(missing)), EXIT_USAGE)
+        fail(install_hint(missing), EXIT_USAGE, code="agent_extra_missing")
 
 
 def quiet_agent_logs() -> None:

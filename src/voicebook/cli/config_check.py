@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from voicebook.cli.common import EXIT_USAGE, console, fail
-from voicebook.cli.remote import AsJson
+from voicebook.cli.common import AsJson, config_failed, console
 
 if TYPE_CHECKING:
     from voicebook.config import Settings
     from voicebook.scheduling.business import Business, Resource, Service
 
-app = typer.Typer(help="The configuration (environment, .env, voicebook.toml): check it.")
+app = typer.Typer(
+    help="The configuration (environment, .env, voicebook.toml): check it.",
+)
 
 
 def _service(service: Service) -> dict[str, Any]:
@@ -144,15 +145,7 @@ def check(as_json: AsJson = False) -> None:
         settings.resolved_database_url()  # Supabase REST settings alone cannot serve
         document = describe(settings, business_file_path())
     except ConfigError as exc:
-        if as_json:
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            problems = lines[1:] if len(lines) > 1 else lines  # one line: not valid TOML
-            error = {"code": "invalid_configuration", "message": str(exc), "problems": problems}
-            typer.echo(json.dumps({"valid": False, "error": error}, indent=2))
-            raise typer.Exit(EXIT_USAGE) from None
-        from rich.markup import escape
-
-        fail(escape(str(exc)), EXIT_USAGE)
+        config_failed(exc, beside={"valid": False})
     if as_json:
         typer.echo(json.dumps(document, indent=2))
         return

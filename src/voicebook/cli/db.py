@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Optional
 
 import typer
 
-from voicebook.cli.common import DatabaseUrl, console, load_settings, opened_store, run
+from voicebook.cli.common import AsJson, DatabaseUrl, console, load_settings, opened_store, run
 
 app = typer.Typer(
-    help="Database schema: apply migrations, show their state, print the schema; retention."
+    help="Database schema: apply migrations, show their state, print the schema; retention.",
 )
 
 
 @app.command()
-def migrate(database_url: DatabaseUrl = None) -> None:
+def migrate(as_json: AsJson = False, database_url: DatabaseUrl = None) -> None:
     """Apply the migrations the database lacks. Safe to run twice, or from two processes."""
     settings = load_settings(database_url=database_url)
 
@@ -23,13 +24,17 @@ def migrate(database_url: DatabaseUrl = None) -> None:
             return store.display_url, await store.migrate()
 
     where, applied = run(apply())
+    if as_json:
+        done = [{"version": m.version, "name": m.name} for m in applied]
+        typer.echo(json.dumps({"database": where, "applied": done}, indent=2))
+        return
     for migration in applied:
         console.print(f"applied [bold]{migration.version:04d}[/] {migration.name}")
     console.print(f"database [bold]{where}[/] is up to date", highlight=False)
 
 
 @app.command()
-def status(database_url: DatabaseUrl = None) -> None:
+def status(as_json: AsJson = False, database_url: DatabaseUrl = None) -> None:
     """Show applied and pending migrations."""
     settings = load_settings(database_url=database_url)
 
@@ -38,6 +43,17 @@ def status(database_url: DatabaseUrl = None) -> None:
             return store.display_url, await store.migration_state()
 
     where, state = run(read())
+    if as_json:
+        document = {
+            "database": where,
+            "applied": [
+                {"version": v, "name": name, "applied_at": at.isoformat()}
+                for v, name, at in state.applied
+            ],
+            "pending": [{"version": m.version, "name": m.name} for m in state.pending],
+        }
+        typer.echo(json.dumps(document, indent=2))
+        return
     from rich.table import Table
 
     table = Table(title=f"migrations of {where}")
@@ -54,10 +70,15 @@ def status(database_url: DatabaseUrl = None) -> None:
 
 
 @app.command()
-def schema() -> None:
+def schema(
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"schema": SQL} as JSON.')] = False,
+) -> None:
     """Print the full Postgres schema (what supabase_schema.sql holds)."""
     from voicebook.store.migrations import postgres_schema_script
 
+    if as_json:
+        typer.echo(json.dumps({"schema": postgres_schema_script()}))
+        return
     typer.echo(postgres_schema_script(), nl=False)
 
 
@@ -92,8 +113,6 @@ def prune(
 
     where, before, removed = run(delete())
     if as_json:
-        import json
-
         report = {
             "removed_sessions": removed,
             "before": before.isoformat(),

@@ -16,9 +16,17 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from voicebook.cli.common import EXIT_DOMAIN, EXIT_USAGE, console, fail, load_settings
+from voicebook.cli.common import (
+    EXIT_DOMAIN,
+    EXIT_USAGE,
+    AsJson,
+    config_failed,
+    console,
+    fail,
+    load_settings,
+)
 from voicebook.cli.common import require_agent_extra as _require_agent_extra
-from voicebook.cli.remote import ApiKey, AsJson, Url
+from voicebook.cli.remote import ApiKey, Url
 
 if TYPE_CHECKING:
     from livekit.agents.llm import LLM
@@ -58,12 +66,18 @@ def evaluate(
     try:
         check_settings(settings, voice=False)
         scenarios = load_scenarios(file)
-    except (ConfigError, ScenarioFileError) as exc:
-        fail(str(exc), EXIT_USAGE)
+    except ConfigError as exc:
+        config_failed(exc)
+    except ScenarioFileError as exc:
+        fail(str(exc), EXIT_USAGE, code="invalid_scenarios")
     if only:
         scenarios = [s for s in scenarios if only.lower() in s.name.lower()]
         if not scenarios:
-            fail(f"no scenario name contains {only!r}", EXIT_USAGE)
+            fail(
+                f"no scenario name contains {only!r}: give part of a name in {file}",
+                EXIT_USAGE,
+                code="no_scenario",
+            )
     from voicebook.cli.common import quiet_agent_logs, run
 
     quiet_agent_logs()

@@ -88,6 +88,9 @@ def init(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing voicebook.toml.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print {path} as JSON (asks nothing, as --yes).")
+    ] = False,
 ) -> None:
     """Write a commented starter voicebook.toml here: the business, one service, one staff
     member, and commented examples of buffers, prices, rooms, closed dates, policies and FAQ."""
@@ -96,11 +99,20 @@ def init(
 
     path = Path(DEFAULT_FILE)
     if path.exists() and not force:
-        fail(f"{path} already exists; pass --force to overwrite it", EXIT_USAGE)
-    asking = not yes and sys.stdin.isatty()
+        fail(f"{path} already exists; pass --force to overwrite it", EXIT_USAGE, code="file_exists")
+    asking = not (yes or as_json) and sys.stdin.isatty()
     answers = _questions() if asking else starter.Starter()
     try:
         path.write_text(starter.render(answers), encoding="utf-8")
     except OSError as exc:
-        fail(f"cannot write {path}: {exc.strerror}", EXIT_USAGE)
+        fail(
+            f"cannot write {path} ({exc.strerror}): run it in a directory you can write to",
+            EXIT_USAGE,
+            code="cannot_write",
+        )
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({"path": str(path.resolve())}))
+        return
     console.print(f"wrote [bold]{path}[/]; next: voicebook config check", highlight=False)

@@ -7,7 +7,7 @@
   stderr (only when stderr is a terminal and not in `--json` mode) and turns SDK errors into exit
   codes: 1 a domain error (its sentence on stderr), 2 usage or configuration (a bad URL, a wrong
   service key), 3 the server cannot be reached (naming the URL) or cannot serve now (503).
-  In `--json` mode stdout gets the error as `{"error": {...}}` (the server's error body) too.
+  In `--json` mode stdout gets the error as `{"error": {...}}` (see `cli.report`).
 - Rendering of the wire models as Rich tables and lines.
 
 The SDK, httpx and pydantic are imported inside the functions, never at import time: this module
@@ -54,13 +54,6 @@ ApiKey = Annotated[
         rich_help_panel=SERVER_PANEL,
     ),
 ]
-AsJson = Annotated[
-    bool,
-    typer.Option(
-        "--json",
-        help='Print only JSON on stdout (for scripts); errors too, as {"error": {...}}.',
-    ),
-]
 
 
 @contextlib.contextmanager
@@ -81,13 +74,9 @@ def connect(url: str | None, api_key: str | None) -> Iterator[Client]:
         base_url = resolve_base_url(url)
         resolve_api_key(api_key)  # a key no header can carry: InvalidInput, naming the fix
     except ValueError as exc:  # the URL is not http(s)://
-        from rich.markup import escape
-
-        fail(escape(f"--url: {exc}"), EXIT_USAGE)
+        fail(f"--url: {exc}", EXIT_USAGE, code="invalid_url")
     except VoicebookError as exc:
-        from rich.markup import escape
-
-        fail(escape(exc.message), EXIT_USAGE)
+        fail(exc.message, EXIT_USAGE, code=exc.code)
     # Plain http never does TLS, so skip loading the CA bundle (tens of ms of a cold start): a
     # bare client context that verifies certificates but trusts no CA, so TLS fails closed.
     verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) if base_url.startswith("http://") else True
@@ -116,7 +105,7 @@ def call(what: str, fn: Callable[[], T], *, as_json: bool) -> T:
         with spinner(what, enabled=not as_json):
             return fn()
     except VoicebookError as exc:
-        fail_with(exc, as_json=as_json)
+        fail_with(exc)
 
 
 def exit_code(exc: VoicebookError) -> int:
@@ -134,7 +123,8 @@ def exit_code(exc: VoicebookError) -> int:
 
 
 def error_message(exc: VoicebookError) -> str:
-    """One line for stderr: the server's sentence, and what to do when it is about our options."""
+    """The sentence for an SDK error: what to do about it (`cli.fixes`), else the server's."""
+    from voicebook.cli.fixes import fix_for
     from voicebook.errors import ConnectionFailed, TimedOut, Unauthorized
 
     if isinstance(exc, ConnectionFailed) and exc.status is None and not isinstance(exc, TimedOut):
@@ -144,35 +134,32 @@ def error_message(exc: VoicebookError) -> str:
             f"cannot reach the voicebook server at {exc.url} ({detail}); is it running? "
             "Pass --url or set VOICEBOOK_URL."
         )
-    message = exc.message
+    message = fix_for(exc.code, exc.message)
     if isinstance(exc, Unauthorized):
         message += (
             " Pass the server's key with --api-key, or set VOICEBOOK_API_KEY to it (in the"
             " environment or this directory's .env)."
         )
-    return f"{message} ({exc.code})"
+    return message
 
 
-def fail_with(exc: VoicebookError, *, as_json: bool) -> NoReturn:
-    import json
-
+def fail_with(exc: VoicebookError) -> NoReturn:
+    """End the command on an SDK error (`cli.report` prints it; with --json the document holds
+    the server's error fields, its HTTP status and the URL)."""
+    from voicebook.cli.report import json_mode
     from voicebook.errors import SlotTaken
 
-    if as_json:
-        body: dict[str, Any] = {"code": exc.code, "message": exc.message, **exc.details}
-        if exc.status is not None:
-            body["status"] = exc.status
-        url = getattr(exc, "url", None)
-        if url:
-            body["url"] = url
-        typer.echo(json.dumps({"error": body}, indent=2, default=str))
-    elif isinstance(exc, SlotTaken) and exc.alternatives:
+    details: dict[str, Any] = dict(exc.details)
+    if exc.status is not None:
+        details["status"] = exc.status
+    url = getattr(exc, "url", None)
+    if url:
+        details["url"] = url
+    if isinstance(exc, SlotTaken) and exc.alternatives and not json_mode():
         errors.print("free instead:", highlight=False)
         for slot in exc.alternatives:
             errors.print(f"  {slot.label}  --slot {slot.slot_id}", highlight=False, soft_wrap=True)
-    from rich.markup import escape
-
-    fail(escape(error_message(exc)), exit_code(exc))
+    fail(error_message(exc), exit_code(exc), code=exc.code, **details)
 
 
 def print_json(value: Any) -> None:
@@ -200,6 +187,23 @@ def slots_table(slots: list[Slot], title: str) -> Table:
     for slot in slots:
         table.add_row(slot.label, slot.start.isoformat(timespec="minutes"), slot.slot_id)
     return table
+
+
+def print_slots(slots: list[Slot], title: str) -> None:
+    """The slots as a table, or, on a terminal too narrow for its columns' longest words, as
+    lines that wrap: an id is never cut (it is what the next command is given)."""
+    from rich.measure import Measurement
+
+    table = slots_table(slots, title)
+    unbounded = console.options.update(width=10_000)
+    if Measurement.get(console, unbounded, table).minimum <= console.width:
+        console.print(table)
+        return
+    console.print(title, markup=False, highlight=False, soft_wrap=True)
+    for slot in slots:
+        start = slot.start.isoformat(timespec="minutes")
+        console.print(f"  {slot.label}  {start}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"    {slot.slot_id}", style="cyan", markup=False, soft_wrap=True)
 
 
 STATUS_STYLE = {"confirmed": "green", "cancelled": "red", "rescheduled": "yellow"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,7 +12,16 @@ from typing import Annotated
 
 import typer
 
-from voicebook.cli.common import EXIT_USAGE, console, fail, load_settings
+from voicebook.cli.common import (
+    EXIT_USAGE,
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    config_failed,
+    console,
+    fail,
+    load_settings,
+)
 
 CODE_DELIVERY = {
     "console": "codes written to this log (development only)",
@@ -36,15 +46,24 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="How much the server logs.")] = LogLevel.info,
+    log_format: LogFormatOption = LogFormat.auto,
     insecure: Annotated[
         bool, typer.Option(help="Allow a non-loopback host without VOICEBOOK_API_KEY.")
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="JSON only: log lines as --log-format json, the banner as log lines, errors "
+            'as {"error": {...}}.',
+        ),
     ] = False,
 ) -> None:
     """Run the API server: sessions, LiveKit tokens, the seven tools, live events, summaries."""
     import uvicorn
 
-    from voicebook.config import redact_url
+    from voicebook.config import ConfigError, redact_url
     from voicebook.scheduling.hours import format_hours
     from voicebook.server.observability import configure_logging
     from voicebook.server.senders import missing_verification_settings
@@ -56,6 +75,7 @@ def serve(
             f"refusing to listen on {host} without VOICEBOOK_API_KEY: anyone who can reach it "
             "could call the tools. Set VOICEBOOK_API_KEY, or pass --insecure if you must.",
             EXIT_USAGE,
+            code="api_key_required",
         )
     if not _is_loopback(host) and settings.verification == "console":
         fail(
@@ -63,39 +83,56 @@ def serve(
             "prove a caller's number would only be written to this server's log. Set "
             "VOICEBOOK_VERIFICATION to webhook or twilio (or off, to believe any number said).",
             EXIT_USAGE,
+            code="console_verification_public",
         )
     missing = missing_verification_settings(settings)
     if missing:
         fail(
-            f"VOICEBOOK_VERIFICATION={settings.verification} needs {', '.join(missing)}.",
+            f"VOICEBOOK_VERIFICATION={settings.verification} needs {', '.join(missing)}: set "
+            "them, or choose another VOICEBOOK_VERIFICATION.",
             EXIT_USAGE,
+            code="verification_settings_missing",
         )
     try:
         database = redact_url(settings.resolved_database_url())
-    except Exception as exc:  # ConfigError: the Supabase hint
-        fail(str(exc), EXIT_USAGE)
+    except ConfigError as exc:  # the Supabase hint
+        config_failed(exc)
+    warnings = []
     if settings.verification == "off":
-        console.print(
-            "[yellow]warning:[/] VOICEBOOK_VERIFICATION=off: a caller who says a number may see "
-            "and change every appointment under it"
+        warnings.append(
+            "VOICEBOOK_VERIFICATION=off: a caller who says a number may see and change every "
+            "appointment under it"
         )
     if workers > 1 and not settings.redis_url:
-        console.print(
-            "[yellow]warning:[/] several workers without VOICEBOOK_REDIS_URL: a WebSocket only "
-            "sees events handled by its own worker"
+        warnings.append(
+            "several workers without VOICEBOOK_REDIS_URL: a WebSocket only sees events handled "
+            "by its own worker"
         )
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    console.print(f"voicebook serving on [bold]http://{shown}:{port}[/]", highlight=False)
-    console.print(f"  API docs   http://{shown}:{port}/docs", highlight=False)
-    console.print(f"  database   {database}", highlight=False)
     bus = f"redis {redact_url(settings.redis_url)}" if settings.redis_url else "in-process"
     auth = "on (service key)" if settings.service_key() else "off (no VOICEBOOK_API_KEY)"
-    console.print(f"  events     {bus}", highlight=False)
     hours = format_hours(settings.rules.weekly)
-    console.print(f"  hours      {hours} ({settings.timezone})", highlight=False)
-    console.print(f"  auth       {auth}", highlight=False)
-    console.print(f"  callers    {CODE_DELIVERY[settings.verification]}", highlight=False)
-    configure_logging(log_level)
+    banner = [
+        f"voicebook serving on http://{shown}:{port}",
+        f"  API docs   http://{shown}:{port}/docs",
+        f"  database   {database}",
+        f"  events     {bus}",
+        f"  hours      {hours} ({settings.timezone})",
+        f"  auth       {auth}",
+        f"  callers    {CODE_DELIVERY[settings.verification]}",
+    ]
+    chosen = LogFormat.json if as_json else log_format
+    configure_logging(log_level.value, settings.default_region, chosen.value)
+    if as_json:  # stdout stays empty: the banner is log lines like the rest
+        log = logging.getLogger("voicebook.serve")
+        for line in warnings:
+            log.warning(line)
+        log.info(" · ".join(line.strip() for line in banner))
+    else:
+        for line in warnings:
+            console.print(f"[yellow]warning:[/] {line}", highlight=False)
+        for line in banner:
+            console.print(line, highlight=False, markup=False)
     with _metrics_dir(workers):
         uvicorn.run(
             "voicebook.server.app:create_app_from_env",
@@ -104,7 +141,7 @@ def serve(
             port=port,
             workers=workers,
             reload=reload,
-            log_level=log_level,
+            log_level=log_level.value,
             log_config=None,
             # X-Forwarded-For is believed only from VOICEBOOK_TRUSTED_PROXIES: from anyone else it
             # would let a client choose its address, and with it its rate-limit budget.

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from voicebook.cli import remote
-from voicebook.cli.common import console, errors
-from voicebook.cli.remote import ApiKey, AsJson, Url
+from voicebook.cli.common import AsJson, console, errors
+from voicebook.cli.remote import ApiKey, Url
 
 if TYPE_CHECKING:
     from voicebook.models import Event, User
@@ -30,7 +30,10 @@ app = typer.Typer(
 
 SessionArg = Annotated[
     Optional[str],  # noqa: UP045 - Typer reads the annotation at run time on Python 3.10
-    typer.Argument(help="The session id (or --session).", show_default=False),
+    typer.Argument(
+        help="The session id (or --session); one that starts with '-' goes after `--`.",
+        show_default=False,
+    ),
 ]
 SessionOpt = Annotated[
     Optional[str],  # noqa: UP045
@@ -46,9 +49,15 @@ EXIT_INTERRUPTED = 130
 
 def _session_id(argument: str | None, option: str | None) -> str:
     if argument is None and option is None:
-        raise typer.BadParameter("the session id is missing", param_hint="SESSION_ID / '--session'")
+        raise typer.BadParameter(
+            "the session id is missing: give it as SESSION_ID or --session ID",
+            param_hint="SESSION_ID / '--session'",
+        )
     if argument is not None and option is not None and argument != option:
-        raise typer.BadParameter("give the session id once", param_hint="SESSION_ID / '--session'")
+        raise typer.BadParameter(
+            "give the session id once, as SESSION_ID or as --session ID",
+            param_hint="SESSION_ID / '--session'",
+        )
     return argument if argument is not None else option  # type: ignore[return-value]
 
 
@@ -273,7 +282,7 @@ def _follow(vb: Client, session_id: str, after: int | None, *, as_json: bool) ->
     except VoicebookError as exc:
         if stream.last_id and not as_json:
             errors.print(f"resume with --after {stream.last_id}", highlight=False)
-        remote.fail_with(exc, as_json=as_json)
+        remote.fail_with(exc)
     except KeyboardInterrupt:
         errors.print(
             f"stopped; resume with --after {stream.last_id}", highlight=False, soft_wrap=True

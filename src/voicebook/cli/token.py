@@ -40,7 +40,7 @@ def token(
     try:
         minted = mint_token(settings, session, identity=identity, name=name)
     except DomainError as exc:  # LiveKitNotConfigured, or a blank session id
-        fail(exc.message, EXIT_USAGE)
+        fail(exc.message, EXIT_USAGE, code=exc.code)
     if as_json:
         typer.echo(
             json.dumps(

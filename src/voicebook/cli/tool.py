@@ -7,15 +7,18 @@ readable (tables for slots and appointments) or, with `--json`, the tool's answe
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from enum import Enum
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from voicebook.cli import remote
-from voicebook.cli.common import console
-from voicebook.cli.remote import ApiKey, AsJson, Url
+from voicebook.cli.common import AsJson, PartOfDay, console, local_date
+from voicebook.cli.remote import ApiKey, Url
 
 if TYPE_CHECKING:
     from voicebook.models import (
@@ -36,28 +39,6 @@ app = typer.Typer(
 )
 
 
-class PartOfDay(str, Enum):
-    morning = "morning"
-    afternoon = "afternoon"
-    evening = "evening"
-
-
-# Typer reads these annotations at run time: Optional[...] stays for Python 3.10.
-Session = Annotated[
-    str,
-    typer.Option(
-        "--session", help="The session id (from `voicebook session start`).", show_default=False
-    ),
-]
-IdempotencyKey = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option(
-        "--idempotency-key",
-        help="Repeat a call with the same key to get the first answer again (default: a new key).",
-        show_default=False,
-        rich_help_panel=remote.SERVER_PANEL,
-    ),
-]
 Name = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--name", help="The caller's name.", show_default=False),
@@ -98,33 +79,102 @@ def _one_of(first: tuple[str, Any], second: tuple[str, Any]) -> None:
         )
 
 
-def _run(
-    tool: str,
-    session: str,
-    *,
-    url: str | None,
-    api_key: str | None,
-    as_json: bool,
-    idempotency_key: str | None,
-    **arguments: Any,
-) -> Any:
-    """Call `tool` through the SDK method of that name; with --json print its answer and stop."""
-    with remote.connect(url, api_key) as vb:
-        method = getattr(vb, tool)
-        answer = remote.call(
-            f"{tool} on {vb.base_url}…",
-            lambda: method(session, idempotency_key=idempotency_key, **arguments),
-            as_json=as_json,
-        )
-    if as_json:
-        remote.print_json(answer)
-        raise typer.Exit()
-    return answer
+@dataclass(frozen=True)
+class ToolCall:
+    """The options every tool command shares, read once for all seven (`tool_command`)."""
+
+    session: str
+    as_json: bool
+    idempotency_key: str | None
+    url: str | None
+    api_key: str | None
+
+    def __call__(self, tool: str, **arguments: Any) -> Any:
+        """Call `tool` through the SDK method of that name; with --json print its answer and
+        stop."""
+        with remote.connect(self.url, self.api_key) as vb:
+            method = getattr(vb, tool)
+            answer = remote.call(
+                f"{tool} on {vb.base_url}…",
+                lambda: method(self.session, idempotency_key=self.idempotency_key, **arguments),
+                as_json=self.as_json,
+            )
+        if self.as_json:
+            remote.print_json(answer)
+            raise typer.Exit()
+        return answer
 
 
-@app.command("identify_user")
+# Typer reads these annotations at run time: Optional[...] stays for Python 3.10.
+SHARED = {
+    "session": Annotated[
+        str,
+        typer.Option(
+            "--session",
+            help="The session id (from `voicebook session start`); --session=ID for one that "
+            "starts with '-' works too.",
+            show_default=False,
+        ),
+    ],
+    "as_json": AsJson,
+    "idempotency_key": Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--idempotency-key",
+            help="Repeat a call with the same key to get the first answer again (default: a new "
+            "key).",
+            show_default=False,
+            rich_help_panel=remote.SERVER_PANEL,
+        ),
+    ],
+    "url": Url,
+    "api_key": ApiKey,
+}
+"""The shared options, in the order `--help` lists them around a command's own: --session
+first, the others last."""
+_DEFAULTS: dict[str, Any] = {
+    "as_json": False,
+    "idempotency_key": None,
+    "url": None,
+    "api_key": None,
+}
+
+
+def tool_command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register `fn(call: ToolCall, **own_options)` as `voicebook tool NAME`: the command takes
+    the shared options (`SHARED`) as well as `fn`'s own, and hands them to `fn` as one
+    `ToolCall`."""
+
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(fn, eval_str=True)
+        mine = [p for p in own.parameters.values() if p.name != "call"]
+
+        def shared(option: str) -> inspect.Parameter:
+            default = _DEFAULTS.get(option, inspect.Parameter.empty)
+            kind = inspect.Parameter.KEYWORD_ONLY
+            return inspect.Parameter(option, kind, default=default, annotation=SHARED[option])
+
+        parameters = [
+            shared("session"),
+            *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in mine),
+            *(shared(option) for option in SHARED if option != "session"),
+        ]
+
+        @functools.wraps(fn)
+        def command(**options: Any) -> None:
+            call = ToolCall(**{option: options.pop(option) for option in SHARED})
+            fn(call, **options)
+
+        command.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
+        app.command(name)(command)
+        return fn
+
+    return register
+
+
+@tool_command("identify_user")
 def identify_user(
-    session: Session,
+    call: ToolCall,
     phone: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
@@ -135,21 +185,12 @@ def identify_user(
         ),
     ] = None,
     name: Name = None,
-    as_json: AsJson = False,
-    idempotency_key: IdempotencyKey = None,
-    url: Url = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Identify the caller by phone and bind them to the session (claimed until proved)."""
-    answer: IdentifyUserResponse = _run(
+    answer: IdentifyUserResponse = call(
         "identify_user",
-        session,
         phone=phone,
         name=name,
-        url=url,
-        api_key=api_key,
-        as_json=as_json,
-        idempotency_key=idempotency_key,
     )
     user = answer.user
     who = user.phone_masked + (f" ({user.name})" if user.name else "")
@@ -159,7 +200,7 @@ def identify_user(
     )
     remote.print_appointments(answer.upcoming, "upcoming appointments")
     if answer.verification_required:
-        _verification_hint(session)
+        _verification_hint(call.session)
 
 
 def _verification_hint(session: str) -> None:
@@ -171,9 +212,9 @@ def _verification_hint(session: str) -> None:
     )
 
 
-@app.command("verify_caller")
+@tool_command("verify_caller")
 def verify_caller(
-    session: Session,
+    call: ToolCall,
     code: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
@@ -182,20 +223,11 @@ def verify_caller(
             show_default=False,
         ),
     ] = None,
-    as_json: AsJson = False,
-    idempotency_key: IdempotencyKey = None,
-    url: Url = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Prove the caller's number: send a code to it, then check the code (--code) they read back."""
-    answer: VerifyCallerResponse = _run(
+    answer: VerifyCallerResponse = call(
         "verify_caller",
-        session,
         code=code,
-        url=url,
-        api_key=api_key,
-        as_json=as_json,
-        idempotency_key=idempotency_key,
     )
     user = answer.user
     if answer.status == "code_sent":
@@ -206,7 +238,7 @@ def verify_caller(
         )
         console.print(f"code sent to [bold]{user.phone_masked}[/]{expires}", highlight=False)
         console.print(
-            f"  next    voicebook tool verify_caller --session {session} --code …",
+            f"  next    voicebook tool verify_caller --session {call.session} --code …",
             highlight=False,
             soft_wrap=True,
         )
@@ -216,9 +248,9 @@ def verify_caller(
     remote.print_appointments(answer.upcoming, "upcoming appointments")
 
 
-@app.command("fetch_slots")
+@tool_command("fetch_slots")
 def fetch_slots(
-    session: Session,
+    call: ToolCall,
     on: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
@@ -239,41 +271,26 @@ def fetch_slots(
             show_default=False,
         ),
     ] = None,
-    as_json: AsJson = False,
-    idempotency_key: IdempotencyKey = None,
-    url: Url = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Free slots, soonest first."""
-    if on is not None:
-        try:
-            date.fromisoformat(on)
-        except ValueError:
-            raise typer.BadParameter(
-                f"{on!r} is not a date in the form YYYY-MM-DD", param_hint="'--date'"
-            ) from None
-    answer: FetchSlotsResponse = _run(
+    local_date(on)
+    answer: FetchSlotsResponse = call(
         "fetch_slots",
-        session,
         date=on,
         part_of_day=part_of_day.value if part_of_day else None,
         limit=limit,
-        url=url,
-        api_key=api_key,
-        as_json=as_json,
-        idempotency_key=idempotency_key,
     )
     where = " ".join(x for x in (on, part_of_day.value if part_of_day else None) if x)
     title = f"free slots ({answer.timezone})" + (f" · {where}" if where else "")
     if answer.slots:
-        console.print(remote.slots_table(answer.slots, title))
+        remote.print_slots(answer.slots, title)
     else:
         console.print(f"{title}: none", highlight=False)
 
 
-@app.command("book_appointment")
+@tool_command("book_appointment")
 def book_appointment(
-    session: Session,
+    call: ToolCall,
     slot: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option("--slot", help="A slot id from fetch_slots.", show_default=False),
@@ -284,94 +301,67 @@ def book_appointment(
         Optional[str],  # noqa: UP045
         typer.Option("--notes", help="Notes for the appointment.", show_default=False),
     ] = None,
-    as_json: AsJson = False,
-    idempotency_key: IdempotencyKey = None,
-    url: Url = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Book the identified caller into a slot (--slot) or at a time (--start)."""
     _one_of(("--slot", slot), ("--start", start))
-    answer: BookAppointmentResponse = _run(
+    answer: BookAppointmentResponse = call(
         "book_appointment",
-        session,
         slot_id=slot,
         start=_instant(start, "--start"),
         name=name,
         notes=notes,
-        url=url,
-        api_key=api_key,
-        as_json=as_json,
-        idempotency_key=idempotency_key,
     )
     booked = answer.appointment
     console.print(f"booked [bold]{booked.label}[/]", highlight=False)
     console.print(f"  appointment  {booked.id}", highlight=False, soft_wrap=True)
 
 
-@app.command("retrieve_appointments")
+@tool_command("retrieve_appointments")
 def retrieve_appointments(
-    session: Session,
+    call: ToolCall,
     include_past: Annotated[
         bool, typer.Option("--include-past", help="Also appointments that are over.")
     ] = False,
     include_cancelled: Annotated[
         bool, typer.Option("--include-cancelled", help="Also cancelled ones.")
     ] = False,
-    as_json: AsJson = False,
-    idempotency_key: IdempotencyKey = None,
-    url: Url = None,
-    api_key: ApiKey = None,
 ) -> None:
     """The identified caller's appointments (upcoming and confirmed unless asked otherwise)."""
-    answer: RetrieveAppointmentsResponse = _run(
+    answer: RetrieveAppointmentsResponse = call(
         "retrieve_appointments",
-        session,
         include_past=include_past,
         include_cancelled=include_cancelled,
-        url=url,
-        api_key=api_key,
-        as_json=as_json,
-        idempotency_key=idempotency_key,
     )
     remote.print_appointments(answer.appointments, "appointments")
     if answer.verification_required:
-        _verification_hint(session)
+        _verification_hint(call.session)
 
 
-@app.command("cancel_appointment")
+@tool_command("cancel_appointment")
 def cancel_appointment(
-    session: Session,
+    call: ToolCall,
     appointment: AppointmentId = None,
     start: Start = None,
     reason: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option("--reason", help="Why (kept in the history).", show_default=False),
     ] = None,
-    as_json: AsJson = False,
-    idempotency_key: IdempotencyKey = None,
-    url: Url = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Cancel one of the caller's appointments, by id (--appointment) or start (--start)."""
     _one_of(("--appointment", appointment), ("--start", start))
-    answer: CancelAppointmentResponse = _run(
+    answer: CancelAppointmentResponse = call(
         "cancel_appointment",
-        session,
         appointment_id=appointment,
         start=_instant(start, "--start"),
         reason=reason,
-        url=url,
-        api_key=api_key,
-        as_json=as_json,
-        idempotency_key=idempotency_key,
     )
     console.print(f"cancelled [bold]{answer.appointment.label}[/]", highlight=False)
     console.print(f"  appointment  {answer.appointment.id}", highlight=False, soft_wrap=True)
 
 
-@app.command("modify_appointment")
+@tool_command("modify_appointment")
 def modify_appointment(
-    session: Session,
+    call: ToolCall,
     appointment: AppointmentId = None,
     start: Annotated[
         Optional[str],  # noqa: UP045
@@ -387,25 +377,16 @@ def modify_appointment(
         Optional[str],  # noqa: UP045
         typer.Option("--new-start", help="The new time (ISO 8601).", show_default=False),
     ] = None,
-    as_json: AsJson = False,
-    idempotency_key: IdempotencyKey = None,
-    url: Url = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Move one of the caller's appointments to a new slot or time, in one transaction."""
     _one_of(("--appointment", appointment), ("--start", start))
     _one_of(("--new-slot", new_slot), ("--new-start", new_start))
-    answer: ModifyAppointmentResponse = _run(
+    answer: ModifyAppointmentResponse = call(
         "modify_appointment",
-        session,
         appointment_id=appointment,
         start=_instant(start, "--start"),
         new_slot_id=new_slot,
         new_start=_instant(new_start, "--new-start"),
-        url=url,
-        api_key=api_key,
-        as_json=as_json,
-        idempotency_key=idempotency_key,
     )
     console.print(
         f"moved [bold]{answer.previous.label}[/] → [bold]{answer.appointment.label}[/]",
@@ -414,9 +395,9 @@ def modify_appointment(
     console.print(f"  appointment  {answer.appointment.id}", highlight=False, soft_wrap=True)
 
 
-@app.command("end_conversation")
+@tool_command("end_conversation")
 def end_conversation(
-    session: Session,
+    call: ToolCall,
     preference: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(
@@ -427,20 +408,11 @@ def end_conversation(
         Optional[str],  # noqa: UP045
         typer.Option("--recap", help="The agent's recap of the call.", show_default=False),
     ] = None,
-    as_json: AsJson = False,
-    idempotency_key: IdempotencyKey = None,
-    url: Url = None,
-    api_key: ApiKey = None,
 ) -> None:
     """Close the session; the server builds and returns the summary."""
-    answer: EndConversationResponse = _run(
+    answer: EndConversationResponse = call(
         "end_conversation",
-        session,
         preferences=preference or None,
         recap=recap,
-        url=url,
-        api_key=api_key,
-        as_json=as_json,
-        idempotency_key=idempotency_key,
     )
     remote.print_summary(answer.summary)

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -87,11 +88,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "info", region: str = "US") -> None:
-    """JSON lines on stderr for every logger, uvicorn's (access lines included) too; `region`
-    reads national phone numbers for masking (VOICEBOOK_DEFAULT_REGION)."""
+class PlainFormatter(JsonFormatter):
+    """The same record as one line a person reads on a terminal: time, level, logger, message,
+    then the request id and session prefix; redacted exactly as the JSON lines are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = json.loads(super().format(record))
+        context = " ".join(f"{k}={entry[k]}" for k in ("request_id", "session_id") if k in entry)
+        line = f"{entry['time'][11:]} {record.levelname:<8} {entry['logger']}: {entry['message']}"
+        line += f"  [{context}]" if context else ""
+        return line + (f"\n{entry['error']}" if "error" in entry else "")
+
+
+LOG_FORMATS = ("auto", "plain", "json")
+"""`auto`: plain lines when stderr is a terminal (a person reads it), JSON lines otherwise (a
+collector parses them); `plain` or `json` forces one."""
+
+
+def configure_logging(level: str = "info", region: str = "US", log_format: str = "auto") -> None:
+    """Log lines on stderr for every logger, uvicorn's (access lines included) too, as
+    `log_format` says (`LOG_FORMATS`); `region` reads national phone numbers for masking
+    (VOICEBOOK_DEFAULT_REGION)."""
+    plain = log_format == "plain" or (log_format == "auto" and sys.stderr.isatty())
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter(region))
+    handler.setFormatter(PlainFormatter(region) if plain else JsonFormatter(region))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
