@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,39 @@ def test_without_a_model_the_tab_names_the_variable_to_set(tmp_path: Path) -> No
                 error = until(ws, "error")
                 assert error["code"] == "llm_not_configured"
                 assert closed_code(ws) == 1011
+
+
+HIDE_THE_AGENT = """\
+import sys
+
+
+class HideTheAgent:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith(("livekit.agents", "livekit.plugins")):
+            raise ModuleNotFoundError(name)
+        return None
+
+
+sys.meta_path.insert(0, HideTheAgent())
+"""
+
+
+def test_without_the_agent_extra_the_tab_says_what_to_install(
+    tmp_path: Path, model: ScriptedServer
+) -> None:
+    """A server installed without `voicebook[agent]` (livekit-agents hidden from it) serves
+    the console all the same, and the tab says which command installs what it lacks."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "sitecustomize.py").write_text(HIDE_THE_AGENT)
+    path = os.pathsep.join(filter(None, [str(hidden), os.environ.get("PYTHONPATH")]))
+    with start_server(tmp_path, model, PYTHONPATH=path) as bare, sign_in(bare) as client:
+        state = client.get("/console/api/me").json()["try_it"]
+        assert state["available"] is False and state["code"] == "agent_extra_missing"
+        assert "voicebook[agent]" in state["message"]
+        with open_try(bare, client) as ws:
+            assert until(ws, "error")["code"] == "agent_extra_missing"
+            assert closed_code(ws) == 1011
 
 
 def test_with_a_model_the_tab_is_available(operator: httpx.Client) -> None:
