@@ -15,6 +15,7 @@ from agent_support import ASK, BOOKING_RULES, IDENTIFY, require_agent_extra
 from browser_support import PASSWORD, browser, sign_in, snap
 from scripted_llm import ScriptedServer, scripted_llm
 from servers import Server, running_server
+from voicebook.sdk import Client
 
 __all__ = ["browser"]  # the fixture, imported for pytest
 
@@ -129,6 +130,23 @@ def test_the_conversation_fits_a_375_px_screen(browser: Browser, server: Server)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the summary scrolls sideways by {overflow}px at 375px"
     snap(page, "try-summary-375")
+    context.close()
+
+
+def test_leaving_the_tab_hangs_up(browser: Browser, server: Server) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    open_try(page, server.url)
+    calls_link = page.get_by_role("link", name="this call in the Calls tab")
+    expect(calls_link).to_be_visible(timeout=FIRST_GREETING_MS)
+    session_id = (calls_link.get_attribute("href") or "").removeprefix("#/calls/")
+    page.get_by_role("navigation", name="Console sections").get_by_role(
+        "link", name="Calls"
+    ).click()
+    # The tab closed its socket: the server ended the call and summarised it.
+    with Client(server.url) as client, client.stream_events(session_id) as events:
+        kinds = [event.type for event in events]  # ends after session_closed
+    assert "summary" in kinds and kinds[-1] == "session_closed"
     context.close()
 
 
