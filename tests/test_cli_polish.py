@@ -201,6 +201,18 @@ def test_an_unreachable_server_or_database_is_a_json_error(tmp_path: Path) -> No
         assert error_document(outcome)["code"] == "database_unreachable"
 
 
+def test_agent_commands_fail_in_json_too(tmp_path: Path) -> None:
+    """`call --text` without an LLM key and `eval` of a missing file: configuration errors."""
+    call = voicebook("call", "--text", "--json", "--say", "hi", cwd=tmp_path)
+    assert call.code == 2, call
+    assert error_document(call)["code"] == "invalid_configuration"
+    scenarios = voicebook(
+        "eval", str(tmp_path / "missing.eval.yaml"), "--json", cwd=tmp_path, OPENAI_API_KEY="x"
+    )
+    assert scenarios.code == 2, scenarios
+    assert error_document(scenarios)["code"] == "invalid_scenarios"
+
+
 def test_db_commands_speak_json(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     migrated = voicebook("db", "migrate", "--json", "--database-url", database, cwd=tmp_path).json()

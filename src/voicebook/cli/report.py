@@ -14,7 +14,6 @@ Imports nothing heavy at module level: `voicebook --version` imports this module
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -39,6 +38,8 @@ def json_mode() -> bool:
 
 def document(code: str, message: str, beside: dict[str, Any] | None = None, **details: Any) -> str:
     """The `--json` error document (`beside`: fields of a command's own next to `error`)."""
+    import json
+
     error = {"code": code, "message": message, **details}
     return json.dumps({**(beside or {}), "error": error}, indent=2, default=str)
 
