@@ -126,6 +126,9 @@ def test_reschedule_to_an_offered_slot(desk: Page, site: Clinic) -> None:
         "cal-appt rescheduled"
     )
     snap(desk, "calendar-moved-1280")
+    moved.click()
+    expect(desk.get_by_role("dialog")).to_contain_text("10:00 AM")  # where it was moved from
+    desk.get_by_role("dialog").get_by_role("button", name="Close").click()
     after = stored(desk, site, iso)
     assert after[booked]["status"] == "rescheduled"
     new = next(a for a in after.values() if a["name"] == "Dee" and a["status"] == "confirmed")

@@ -12,6 +12,8 @@ function fact(term, value) {
 
 export function openDetails(dialog, item, data, done) {
   const status = statusText(item);
+  const earlier = data.appointments.find((a) => a.id === item.rescheduled_from);
+  const later = data.appointments.find((a) => a.rescheduled_from === item.id);
   const changeable = item.status === "confirmed" && new Date(item.start).getTime() > Date.now();
   const message = el("p", { class: "error", role: "alert" });
   const actions = el("div", { class: "cal-actions" });
@@ -35,7 +37,8 @@ export function openDetails(dialog, item, data, done) {
       fact("Caller", `${item.name ? `${item.name}, ` : ""}${item.phone_masked}`),
       fact("Status", status ? `${status[0].toUpperCase()}${status.slice(1)}${item.cancel_reason ? ` (${item.cancel_reason})` : ""}` : "Confirmed"),
       fact("Notes", item.notes),
-      fact("Moved", item.rescheduled_from ? "From an earlier booking" : ""),
+      fact("Moved from", item.rescheduled_from ? (earlier ? earlier.label : "an earlier booking") : ""),
+      fact("Moved to", later ? later.label : ""),
     ),
     actions,
     panel,
