@@ -494,3 +494,35 @@ def test_the_listed_help_is_each_commands_own() -> None:
         own = " ".join((command.help or "").split("\n\n")[0].split())
         assert lazy.help == own, name
         assert root.get_command(context, name).name == name
+
+
+def leaf_commands() -> list[list[str]]:
+    """Every command `voicebook` runs, as its words (`["tool", "fetch_slots"]`)."""
+    import typer
+
+    from voicebook.cli.app import app
+
+    root = typer.main.get_command(app)
+
+    def walk(command: Any, words: list[str], context: Any) -> list[list[str]]:
+        names = command.list_commands(context) if hasattr(command, "list_commands") else None
+        if names is None:
+            return [words]
+        found: list[list[str]] = []
+        for name in names:
+            sub = command.get_command(context, name)
+            found.extend(walk(sub, [*words, name], typer.Context(sub, parent=context)))
+        return found
+
+    return walk(root, [], typer.Context(root))
+
+
+@pytest.mark.parametrize("words", leaf_commands(), ids=" ".join)
+def test_every_command_takes_json(words: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from voicebook.cli.app import app
+
+    shown = CliRunner().invoke(app, [*words, "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "--json" in shown.output, words
