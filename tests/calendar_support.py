@@ -131,7 +131,13 @@ def new_phone() -> str:
 
 
 def book(
-    url: str, day: date, hhmm: str, *, staff: str = "lee", service: str = "cut", name: str = "Ada"
+    url: str,
+    day: date,
+    hhmm: str,
+    *,
+    staff: str | None = "lee",
+    service: str | None = "cut",
+    name: str = "Ada",
 ) -> tuple[str, str]:
     """(session id, appointment id) of a booking by a new trusted caller, whose session stays
     open."""

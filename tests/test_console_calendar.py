@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from backend_servers import BACKENDS
+from browser_support import PASSWORD
 from calendar_support import (
+    API_KEY,
     ZONE,
     Clinic,
     ahead,
@@ -28,6 +30,7 @@ from calendar_support import (
     operator,
     seed_past,
 )
+from servers import running_server
 from voicebook.server.console.auth import CSRF_HEADER
 
 
@@ -340,3 +343,34 @@ def test_bad_writes_are_error_bodies(site: Clinic, http: httpx.Client) -> None:
     refused(cancel(http, booked, reason="nul\x00"), 422, "invalid_input")
     refused(http.post("/console/api/appointments/a%00b/cancel", json={}), 422, "invalid_input")
     assert appointment(http, booked, ahead(12).isoformat())["status"] == "confirmed"
+
+
+def test_without_a_business_file_the_one_calendar_is_the_grid(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    folder = tmp_path_factory.mktemp("calendar-single")
+    env = {
+        "VOICEBOOK_API_KEY": API_KEY,
+        "VOICEBOOK_CONSOLE_PASSWORD": PASSWORD,
+        "VOICEBOOK_HOURS": "mon-sun 09:00-17:00",
+        "VOICEBOOK_MIN_NOTICE_MINUTES": "0",
+    }
+    with running_server(env, folder) as server:
+        client = operator(server.url)
+        try:
+            day = ahead(2)
+            _, booked = book(server.url, day, "10:00", staff=None, service=None)
+            shown = calendar(client, date=day.isoformat())
+            assert [(r["id"], r["kind"]) for r in shown["resources"]] == [("default", "staff")]
+            (span,) = shown["days"][0]["hours"]["default"]
+            assert (span["start_minute"], span["end_minute"]) == (9 * 60, 17 * 60)
+            assert [a["id"] for a in shown["appointments"]] == [booked]
+            slots = client.get(
+                "/console/api/calendar/slots",
+                params={"appointment": booked, "date": day.isoformat()},
+            ).json()["slots"]
+            assert local(day, "10:00") not in {s["start"] for s in slots} and slots
+            moved = move(client, booked, slots[0]["start"])
+            assert moved.status_code == 200, moved.text
+        finally:
+            client.close()
