@@ -111,12 +111,21 @@ class Caller:
 
 @dataclass
 class Measured:
-    """A measured wrk run and the CPU the server spent during it, and the warm-up run before it
-    (not measured; counted only in `answered`)."""
+    """A measured wrk run, the CPU the server spent on it, and the warm-up run before it (not
+    measured; counted only in `answered`).
+
+    The server's CPU is read from an idle server to the moment it is idle again, so it covers
+    the requests wrk left in flight when it stopped (one per connection): `sent` counts them.
+    """
 
     run: WrkRun
     server_cpu_s: float
     warmup: WrkRun
+    clients: int
+
+    @property
+    def sent(self) -> int:
+        return self.run.requests + self.clients
 
     @property
     def answered(self) -> int:
@@ -126,11 +135,11 @@ class Measured:
 
     @property
     def server_ms_per_call(self) -> float:
-        return self.server_cpu_s / self.run.requests * 1e3 if self.run.requests else math.nan
+        return self.server_cpu_s / self.sent * 1e3
 
     @property
     def wrk_ms_per_call(self) -> float:
-        return self.run.cpu_s / self.run.requests * 1e3 if self.run.requests else math.nan
+        return self.run.cpu_s / self.sent * 1e3
 
     @property
     def wrk_share(self) -> float:
@@ -293,7 +302,8 @@ async def measure(
     workdir: Path,
     slots: Slots | None = None,
 ) -> Measured:
-    """A warm-up wrk run (pool growth, prepared statements), then the measured one, on `server`.
+    """A warm-up wrk run (pool growth, prepared statements), then the measured one, on `server`,
+    each time once the server has finished what the previous run left in flight.
 
     Booking runs get their own file of fresh slots each, so no run books a slot twice.
     """
@@ -308,9 +318,11 @@ async def measure(
         )
 
     warmup = await one("warm", phases.warmup_s)
+    await server.wait_idle()
     before = server.cpu_seconds()
     run = await one("run", phases.measured_s)
-    return Measured(run, server.cpu_seconds() - before, warmup)
+    await server.wait_idle()
+    return Measured(run, server.cpu_seconds() - before, warmup, clients)
 
 
 async def seed_calendar(url: str, slots: Slots, caller: Caller, count: int) -> None:
@@ -493,8 +505,8 @@ def render(levels: list[Level]) -> None:
                 "bare /healthz for voicebook's.",
                 f"ratio = baseline ops/s ÷ ops/s (target ≤ {RATIO_TARGET:.1f} for "
                 "book_appointment, the others for information); p99 × = p99 ÷ the baseline's.",
-                "srv / wrk CPU = CPU ms per request of the server process (/proc) and of wrk (its "
-                "rusage), measured run only;",
+                "srv / wrk CPU = CPU ms per request sent, of the server process (/proc, until it "
+                "is idle again) and of wrk (its rusage), measured run only;",
                 "wrk/srv < 1: the load generator costs less than the server (Postgres not "
                 "counted). CPU × = server CPU ÷ the baseline's.",
                 f"fetch_slots (no date: the next 5 slots) reads a calendar of {CALENDAR:,} "

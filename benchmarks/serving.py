@@ -4,7 +4,8 @@
 subprocesses with a clean environment (no `VOICEBOOK_*`, `LIVEKIT_*`, `SUPABASE_*` from the
 caller) in a temporary working directory (so no stray `.env` is read), exactly as a user starts
 them. Their output goes to a log file whose tail is printed when a server fails to start. The
-CPU time a server used is read from `/proc/<pid>/stat` (NaN where there is no /proc).
+CPU time a server used is read from `/proc/<pid>/stat` (NaN where there is no /proc), which also
+tells when a server has gone idle.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ REDIS_URL = os.environ.get(
 STARTUP_S = 30.0
 STOP_S = 15.0
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+IDLE_S = 0.25
+"""A server whose CPU time has not moved for this long (25 clock ticks) has nothing to do."""
+IDLE_POLL_S = 0.05
+IDLE_LIMIT_S = 15.0
 
 
 def free_ports(count: int) -> list[int]:
@@ -124,6 +129,24 @@ class Process:
                         f"{self.name} did not start in {STARTUP_S:.0f} s:\n{self.log_tail()}"
                     )
                 await asyncio.sleep(0.1)
+
+    async def wait_idle(self) -> None:
+        """Until the process has used no CPU for IDLE_S (at most IDLE_LIMIT_S).
+
+        A load generator that stops leaves a request in flight on every connection; the server
+        still runs them. Waiting for it to go quiet keeps that work out of the next measured
+        run and inside the one that sent them.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + IDLE_LIMIT_S
+        last, quiet_since = self.cpu_seconds(), loop.time()
+        if math.isnan(last):
+            return
+        while loop.time() < deadline and loop.time() - quiet_since < IDLE_S:
+            await asyncio.sleep(IDLE_POLL_S)
+            now = self.cpu_seconds()
+            if now != last:
+                last, quiet_since = now, loop.time()
 
     async def stop(self) -> None:
         if self.popen.poll() is None:
