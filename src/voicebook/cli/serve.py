@@ -135,7 +135,7 @@ def serve(
             console.print(line, highlight=False, markup=False)
     with _metrics_dir(workers):
         uvicorn.run(
-            "voicebook.server.app:create_app_from_env",
+            "voicebook.cli.served_app:create_app_from_env",
             factory=True,
             host=host,
             port=port,

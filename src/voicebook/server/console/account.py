@@ -72,7 +72,7 @@ async def me(request: Request, response: Response, ctx: Ctx) -> ConsoleMe:
         business=BusinessBrief(name=business.name, timezone=business.rules.zone.key)
         if operator
         else None,
-        try_it=try_it_state(ctx) if operator else None,
+        try_it=try_it_state(request.app, ctx) if operator else None,
     )
 
 

@@ -42,8 +42,8 @@ from voicebook.server.console.auth import (
 from voicebook.server.console.conversation import (
     Conversation,
     ConversationFailed,
-    open_conversation,
-    unavailable,
+    Unavailable,
+    receptionist_for,
 )
 from voicebook.server.context import ServerContext
 from voicebook.server.errors import domain_error_response
@@ -58,6 +58,10 @@ MAX_TURNS = 60
 """Turns in one conversation: each one sends the whole conversation to the model again."""
 SEND_TIMEOUT_S = 5.0
 """A message the page does not take in this long: it stopped reading, and the call ends."""
+START_FAILED = (
+    "The receptionist could not start a session on this server; the server's log says why. "
+    "Try again in a moment."
+)
 CLOSE_POLICY = 1008
 CLOSE_UNAVAILABLE = 1011
 CLOSE_TRY_LATER = 1013
@@ -71,11 +75,11 @@ class TryItState(BaseModel):
     message: str | None = None
 
 
-def try_it_state(ctx: ServerContext) -> TryItState:
-    missing = unavailable(ctx.settings)
-    if missing is None:
+def try_it_state(app: FastAPI, ctx: ServerContext) -> TryItState:
+    found = receptionist_for(app, ctx.settings)
+    if not isinstance(found, Unavailable):
         return TryItState(available=True)
-    return TryItState(available=False, code=missing.code, message=missing.message)
+    return TryItState(available=False, code=found.code, message=found.message)
 
 
 class Seats:
@@ -173,9 +177,9 @@ async def try_it(websocket: WebSocket) -> None:
     ctx: ServerContext = websocket.app.state.ctx
     await websocket.accept()
     page = Page(websocket)
-    missing = unavailable(ctx.settings)
-    if missing is not None:
-        await _turn_away(page, missing.code, missing.message, CLOSE_UNAVAILABLE)
+    receptionist = receptionist_for(websocket.app, ctx.settings)
+    if isinstance(receptionist, Unavailable):
+        await _turn_away(page, receptionist.code, receptionist.message, CLOSE_UNAVAILABLE)
         return
     seats = Seats.of(websocket.app, ctx.settings.console_try_conversations)
     if not seats.take():
@@ -188,9 +192,10 @@ async def try_it(websocket: WebSocket) -> None:
     try:
         address = websocket.client.host if websocket.client else "unknown"
         try:
-            conversation = await open_conversation(websocket.app, ctx.settings, address)
-        except ConversationFailed as failed:
-            await _turn_away(page, failed.code, failed.message, CLOSE_UNAVAILABLE)
+            conversation = await receptionist.open(websocket.app, ctx.settings, address)
+        except Exception as exc:  # an agent extra that is installed but broken
+            log.warning("the Try-it receptionist could not be loaded: %s", exc)
+            await _turn_away(page, "start_failed", START_FAILED, CLOSE_UNAVAILABLE)
             return
         await _hold(page, conversation, ctx.settings.console_try_idle_s)
     finally:
@@ -210,7 +215,11 @@ async def _hold(page: Page, conversation: Conversation, idle_s: float) -> None:
     reason: tuple[str, str] | None = None
     started = False
     try:
-        greeting = await conversation.start()
+        try:
+            greeting = await conversation.start()
+        except Exception as exc:  # the store, the rate limit or the agent: a sentence
+            log.warning("a Try-it conversation could not start: %s", exc)
+            raise ConversationFailed("start_failed", START_FAILED) from exc
         started = True
         await page.send({"type": "started", "session_id": conversation.session_id})
         await page.send(greeting)
