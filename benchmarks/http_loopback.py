@@ -505,8 +505,8 @@ def render(levels: list[Level]) -> None:
                 "bare /healthz for voicebook's.",
                 f"ratio = baseline ops/s ÷ ops/s (target ≤ {RATIO_TARGET:.1f} for "
                 "book_appointment, the others for information); p99 × = p99 ÷ the baseline's.",
-                "srv / wrk CPU = CPU ms per request sent, of the server process (/proc, until it "
-                "is idle again) and of wrk (its rusage), measured run only;",
+                "srv / wrk CPU = CPU ms per request sent: the server process (/proc, until idle "
+                "again), wrk (its rusage); measured run only.",
                 "wrk/srv < 1: the load generator costs less than the server (Postgres not "
                 "counted). CPU × = server CPU ÷ the baseline's.",
                 f"fetch_slots (no date: the next 5 slots) reads a calendar of {CALENDAR:,} "
