@@ -526,3 +526,22 @@ def test_every_command_takes_json(words: list[str]) -> None:
     shown = CliRunner().invoke(app, [*words, "--help"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert "--json" in shown.output, words
+
+
+def test_the_help_without_markdown_still_renders_markdown_and_tracebacks(tmp_path: Path) -> None:
+    """The stand-ins of cli/lazy.py build the real thing when used (a crash's Rich traceback,
+    Markdown help text), so leaving them out of `--help` costs no feature."""
+    script = (
+        "from voicebook.cli.lazy import import_rich_help\n"
+        "import_rich_help()\n"
+        "import typer.rich_utils as r\n"
+        "from typer.models import DeveloperExceptionConfig\n"
+        "try:\n    1 / 0\n"
+        "except ZeroDivisionError as e:\n"
+        "    tb = r.get_traceback(e, DeveloperExceptionConfig(), [])\n"
+        "print(type(tb).__module__, type(r.Markdown('**x**')).__module__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.stdout.split() == ["rich.traceback", "rich.markdown"], result.stderr
