@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voicebook.scheduling.errors import InvalidPhone
-from voicebook.scheduling.phone import mask_phone, normalize_phone
+from voicebook.scheduling.phone import mask_phone, mask_phones, normalize_phone
 
 SF = "+14155550123"
 LONDON = "+442079460958"
@@ -151,3 +151,28 @@ def test_mask_of_a_spoken_number() -> None:
     assert mask_phone(normalize_phone("four one five five five five zero one two three", "US")) == (
         "***0123"
     )
+
+
+def test_addresses_in_log_lines_are_not_read_as_phone_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every access-log line starts with `client:port`: the phone matcher (a third of a
+    millisecond a line) must not run on it, and a number next to an address is still masked."""
+    import phonenumbers
+
+    calls: list[str] = []
+    real = phonenumbers.PhoneNumberMatcher
+
+    def counting(text: str, *args: object, **kwargs: object) -> object:
+        calls.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(phonenumbers, "PhoneNumberMatcher", counting)
+    line = '127.0.0.1:54321 - "GET /healthz HTTP/1.1" 200'
+    assert mask_phones(line, "US") == line
+    assert calls == []
+    assert mask_phones("10.0.0.1 asked for 415.555.0123", "US") == "10.0.0.1 asked for ***0123"
+    query = '127.0.0.1:5 - "GET /x?phone=4155550123 HTTP/1.1" 200'
+    assert "4155550123" not in mask_phones(query, "US")
+    # Dotted national forms are not addresses: a French mobile stays masked.
+    assert mask_phones("call 06.12.34.56.78", "FR") == "call ***5678"

@@ -153,6 +153,9 @@ _ISO_OR_CLOCK = re.compile(
     r"|\b\d{1,2}:\d{2}(?::\d{2})?\b"
 )
 """Dates, instants and clock times: removed before the pre-check counts digits."""
+_IPV4 = re.compile(r"(?<![.\d])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![.\d])")
+"""An IPv4 address, perhaps with a port: every access-log line starts with one, none is a phone
+number, and without this the matcher (about 0.3 ms a line) ran on every request's log line."""
 _NUMBER_WORDS = sorted(
     [*_UNITS, *_TEENS, *_TENS, *_REPEATS, "plus", "hundred", "thousand"], key=len, reverse=True
 )
@@ -210,7 +213,7 @@ def _mask_text(text: str, region: str) -> str:
     region = region.upper()
     if _may_hold_digits(text):
         text = _mask_written(text, region)
-    if _SPOKEN_RUN.search(text):
+    if _SPOKEN_RUN.search(text) and _SPOKEN_RUN.search(_IPV4.sub(" ", text)):
         text = _mask_spoken(text, region)
     return text
 
@@ -218,7 +221,7 @@ def _mask_text(text: str, region: str) -> str:
 def _may_hold_digits(text: str) -> bool:
     if not _DIGIT_RUN.search(text):
         return False
-    return _DIGIT_RUN.search(_ISO_OR_CLOCK.sub(" ", text)) is not None
+    return _DIGIT_RUN.search(_IPV4.sub(" ", _ISO_OR_CLOCK.sub(" ", text))) is not None
 
 
 def _mask_written(text: str, region: str) -> str:
