@@ -387,6 +387,24 @@ def test_server_logs_are_json_when_not_a_terminal_or_plain_when_forced(tmp_path:
         assert not line.startswith("{") and " INFO " in line, line
 
 
+def test_every_worker_logs_as_the_server_does(tmp_path: Path) -> None:
+    """`--workers 2`: the workers uvicorn spawns get the same logging (they used to get none,
+    so their access lines were lost), as JSON lines with the phone masked."""
+    env = {"VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path / 'workers.db'}"}
+    with running_server(env, tmp_path, args=("--workers", "2")) as running:
+        deadline = time.monotonic() + 30
+        while True:
+            httpx.get(f"{running.url}/healthz?caller=4155550123", timeout=5)
+            lines = [x for x in running.log().splitlines() if "GET /healthz?caller" in x]
+            if lines:
+                break
+            assert time.monotonic() < deadline, running.log()
+            time.sleep(0.1)
+        entry = json.loads(lines[0])
+        assert entry["logger"] == "uvicorn.access"
+        assert "4155550123" not in entry["message"] and "***0123" in entry["message"]
+
+
 # --- the shared tool options ----------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import logging.config
 import os
 import tempfile
 from collections.abc import Iterator
@@ -65,7 +66,7 @@ def serve(
 
     from voicebook.config import ConfigError, redact_url
     from voicebook.scheduling.hours import format_hours
-    from voicebook.server.observability import configure_logging
+    from voicebook.server.observability import logging_config
     from voicebook.server.senders import missing_verification_settings
     from voicebook.server.websocket import MAX_INBOUND_BYTES
 
@@ -112,8 +113,14 @@ def serve(
     bus = f"redis {redact_url(settings.redis_url)}" if settings.redis_url else "in-process"
     auth = "on (service key)" if settings.service_key() else "off (no VOICEBOOK_API_KEY)"
     hours = format_hours(settings.rules.weekly)
+    console_access = (
+        "(sign-in: the console password or the service key)"
+        if settings.console_secrets()
+        else "(open: no password or key set)"
+    )
     banner = [
         f"voicebook serving on http://{shown}:{port}",
+        f"  console    http://{shown}:{port}/  {console_access}",
         f"  API docs   http://{shown}:{port}/docs",
         f"  database   {database}",
         f"  events     {bus}",
@@ -122,7 +129,8 @@ def serve(
         f"  callers    {CODE_DELIVERY[settings.verification]}",
     ]
     chosen = LogFormat.json if as_json else log_format
-    configure_logging(log_level.value, settings.default_region, chosen.value)
+    log_config = logging_config(log_level.value, settings.default_region, chosen.value)
+    logging.config.dictConfig(log_config)
     if as_json:  # stdout stays empty: the banner is log lines like the rest
         log = logging.getLogger("voicebook.serve")
         for line in warnings:
@@ -142,7 +150,7 @@ def serve(
             workers=workers,
             reload=reload,
             log_level=log_level.value,
-            log_config=None,
+            log_config=log_config,  # applied again in every worker uvicorn spawns
             # X-Forwarded-For is believed only from VOICEBOOK_TRUSTED_PROXIES: from anyone else it
             # would let a client choose its address, and with it its rate-limit budget.
             proxy_headers=bool(settings.trusted_proxies),

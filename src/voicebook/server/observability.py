@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import logging.config
 import os
 import re
 import secrets
@@ -105,19 +106,37 @@ LOG_FORMATS = ("auto", "plain", "json")
 collector parses them); `plain` or `json` forces one."""
 
 
-def configure_logging(level: str = "info", region: str = "US", log_format: str = "auto") -> None:
-    """Log lines on stderr for every logger, uvicorn's (access lines included) too, as
-    `log_format` says (`LOG_FORMATS`); `region` reads national phone numbers for masking
-    (VOICEBOOK_DEFAULT_REGION)."""
+def logging_config(
+    level: str = "info", region: str = "US", log_format: str = "auto"
+) -> dict[str, Any]:
+    """The logging setup as a `logging.config.dictConfig` document: log lines on stderr for
+    every logger, uvicorn's (access lines included) too, as `log_format` says (`LOG_FORMATS`);
+    `region` reads national phone numbers for masking (VOICEBOOK_DEFAULT_REGION).
+
+    A document rather than calls, so that uvicorn applies it in each worker it spawns
+    (`log_config`): `--workers N` and `--reload` log exactly as one process does. `auto` is
+    decided here, once, for all of them (they share this process's stderr).
+    """
     plain = log_format == "plain" or (log_format == "auto" and sys.stderr.isatty())
-    handler = logging.StreamHandler()
-    handler.setFormatter(PlainFormatter(region) if plain else JsonFormatter(region))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+    formatter = PlainFormatter if plain else JsonFormatter
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"voicebook": {"()": f"{__name__}.{formatter.__name__}", "region": region}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "voicebook"},
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
+
+
+def configure_logging(level: str = "info", region: str = "US", log_format: str = "auto") -> None:
+    """Apply `logging_config` to this process."""
+    logging.config.dictConfig(logging_config(level, region, log_format))
 
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
