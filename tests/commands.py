@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from servers import clean_env
 
 
 @dataclass
@@ -25,3 +30,17 @@ class Outcome:
 
 
 Invoke = Callable[..., Outcome]
+
+
+def voicebook(*args: str, cwd: Path, **env: str) -> Outcome:
+    """`python -m voicebook ARGS` as a fresh process in `cwd`, seeing only `env` of voicebook's
+    variables (so the `.env` there, if any, is what it reads)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "voicebook", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(env),
+        cwd=cwd,
+    )
+    return Outcome(result.returncode, result.stdout, result.stderr)

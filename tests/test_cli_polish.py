@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from commands import Outcome
+from commands import Outcome, voicebook
 from servers import Server, clean_env, free_port, running_server
 
 API_KEY = "polish-key"
@@ -52,18 +52,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     with running_server(env, tmp) as running:
         yield running
-
-
-def voicebook(*args: str, cwd: Path, **env: str) -> Outcome:
-    result = subprocess.run(
-        [sys.executable, "-m", "voicebook", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(env),
-        cwd=cwd,
-    )
-    return Outcome(result.returncode, result.stdout, result.stderr)
 
 
 def remote(server: Server, *args: str, cwd: Path) -> Outcome:

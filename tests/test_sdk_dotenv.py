@@ -8,16 +8,14 @@ temporary working directory holding only a `.env`, with a clean environment.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from commands import Outcome
-from servers import Server, clean_env, running_server
+from commands import voicebook
+from servers import Server, running_server
 from voicebook.sdk.dotenv import read_env_file
 from voicebook.sdk.protocol import resolve_api_key, resolve_base_url
 
@@ -36,18 +34,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     with running_server(env, tmp) as running:
         yield running
-
-
-def voicebook(*args: str, cwd: Path, **env: str) -> Outcome:
-    result = subprocess.run(
-        [sys.executable, "-m", "voicebook", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(env),
-        cwd=cwd,
-    )
-    return Outcome(result.returncode, result.stdout, result.stderr)
 
 
 def write_env(folder: Path, **values: str) -> None:
