@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from agent_support import (
 )
 from scripted_llm import rules_from_scenarios
 from servers import clean_env, free_port, running_server
+from voicebook.agent.greeting import DEFAULT_GREETING
 from voicebook.models import TOOL_NAMES
 from voicebook.sdk import Client
 
@@ -156,6 +159,31 @@ def test_call_text_reads_the_caller_from_stdin_and_runs_the_server_itself(
     assert "booked in this session" in out
     with sqlite3.connect(tmp_path / "e.db") as db:
         assert db.execute("SELECT count(*) FROM appointments").fetchone() == (1,)
+
+
+def test_call_text_shows_the_greeting_before_the_agent_loads(scripted: Any, tmp_path: Path) -> None:
+    """The caller reads the greeting while livekit-agents loads (seconds on a cold start):
+    with Python's import log on the same pipe, the greeting comes before any of its modules,
+    and it is shown once."""
+    scripted.model.add(BOOKING_RULES)
+    env = clean_env(
+        {**scripted.env(), "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path}/g.db"},
+        PYTHONPROFILEIMPORTTIME="1",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "voicebook", "call", "--text", "--say", BYE],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one pipe: the order of the two is the order of events
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    out = done.stdout
+    assert out.count(DEFAULT_GREETING) == 1, out[-3000:]
+    assert out.index(DEFAULT_GREETING) < out.index("livekit.agents")
 
 
 def test_call_text_when_the_model_cannot_be_reached(tmp_path: Path) -> None:
@@ -418,39 +446,6 @@ def test_ctrl_d_hangs_up_and_the_call_is_still_summarised(scripted: Any, tmp_pat
     assert "⚙ identify_user" in terminal.text
     assert "summary" in terminal.text
     assert "made no changes" in terminal.text
-
-
-def test_the_readme_offline_eval_commands(tmp_path: Path) -> None:
-    """README and examples/README: serve the scenario file's scripts with
-    `python tests/scripted_llm.py`, then `voicebook eval` with nothing but OPENAI_API_BASE."""
-    import subprocess
-    import sys
-
-    port = free_port()
-    scenarios = REPO / "examples" / "scenarios.eval.yaml"
-    model = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "tests" / "scripted_llm.py"),
-            str(scenarios),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=clean_env(),
-        cwd=tmp_path,
-    )
-    try:
-        assert model.stdout is not None
-        assert b"scripted model at" in model.stdout.readline()
-        env = clean_env({"OPENAI_API_BASE": f"http://127.0.0.1:{port}/v1", "COLUMNS": "200"})
-        done = voicebook("eval", str(scenarios), env=env, cwd=tmp_path)
-    finally:
-        model.terminate()
-        model.wait(timeout=10)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "9/9 scenarios passed" in done.stdout
 
 
 def test_eval_only_runs_the_named_scenarios(scripted: Any, tmp_path: Path) -> None:

@@ -15,16 +15,13 @@ from typing import Any
 from livekit.agents import Agent, ModelSettings, llm
 from livekit.agents.voice import SpeechHandle
 
+from voicebook.agent.greeting import greeting_for
 from voicebook.agent.knowledge import faq_searched
 from voicebook.agent.link import CallLink
 from voicebook.agent.prompt import clock_message, instructions
 from voicebook.agent.tools import build_function_tools
 from voicebook.scheduling.availability import AvailabilityRules
 from voicebook.scheduling.business import Business
-
-DEFAULT_GREETING = "Hello, thanks for calling! To get started, may I have your phone number?"
-LINE_GREETING = "Hello, thanks for calling! How can I help you today?"
-"""The default greeting when the line already gave the caller's number."""
 
 
 class Receptionist(Agent):
@@ -49,11 +46,7 @@ class Receptionist(Agent):
             ),
         )
         self._rules = rules
-        self.greeting = (
-            greeting
-            or (business.greeting if business is not None else None)
-            or (LINE_GREETING if known_line else DEFAULT_GREETING)
-        )
+        self.greeting = greeting_for(greeting, business, known_line=known_line)
         self.greeting_handle: SpeechHandle | None = None
 
     async def on_enter(self) -> None:

@@ -77,6 +77,12 @@ def call(
                 code="no_input",
             )
     interactive = not lines
+    if not as_json:
+        # The caller reads the greeting while livekit-agents loads (seconds, on a cold start).
+        from voicebook.agent.greeting import greeting_for
+
+        greeting = greeting_for(settings.agent_greeting, settings.business_model, known_line=False)
+        console.print(f"[bold cyan]agent>[/] {greeting}", highlight=False)
     from voicebook.cli.common import quiet_agent_logs, run
 
     quiet_agent_logs()
@@ -108,14 +114,13 @@ async def _talk(
             console.print(f"[dim]server in this process at {client.base_url}[/]", highlight=False)
         call = TextCall(settings, client, observer=None if quiet else _show_tool_call)
         try:
-            greeting = await call.start()
+            await call.start()
         except VoicebookError as exc:
             from voicebook.cli.remote import fail_with
 
             fail_with(exc)
-        if not quiet:
+        if not quiet:  # the greeting is on the screen already
             console.print(f"[dim]session {call.session_id}[/]", highlight=False)
-            _show_agent(greeting)
         try:
             await (_interactive(call) if interactive else _scripted(call, lines, quiet))
         except asyncio.CancelledError:  # Ctrl-C: hang up, so the call is still summarised
