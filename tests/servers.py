@@ -104,13 +104,29 @@ def running_server(
     is one inside it: a server given no database uses the embedded default there, never the
     person's own `~/.local/share/voicebook/voicebook.db`.
     """
-    port = port or free_port()
-    log_path = tmp_path / f"server-{port}.log"
-    argv = [sys.executable, "-m", "voicebook", "serve", "--port", str(port), *args]
-    url = f"http://127.0.0.1:{port}"
     data_home = {"XDG_DATA_HOME": str(tmp_path / "user-data")}
     env = clean_env({**UNLIMITED_BROWSER, **data_home, **env})
-    with running_process(
-        argv, ready_url=f"{url}/healthz", env=env, cwd=tmp_path, log_path=log_path
-    ) as process:
-        yield Server(process, port, log_path)
+    for attempt in range(PORT_ATTEMPTS):
+        chosen = port or free_port()
+        log_path = tmp_path / f"server-{chosen}.log"
+        argv = [sys.executable, "-m", "voicebook", "serve", "--port", str(chosen), *args]
+        url = f"http://127.0.0.1:{chosen}"
+        with contextlib.ExitStack() as stack:
+            try:
+                process = stack.enter_context(
+                    running_process(
+                        argv, ready_url=f"{url}/healthz", env=env, cwd=tmp_path, log_path=log_path
+                    )
+                )
+            except RuntimeError as error:
+                lost_the_port = "address already in use" in str(error).lower()
+                if port is None and lost_the_port and attempt + 1 < PORT_ATTEMPTS:
+                    continue
+                raise
+            yield Server(process, chosen, log_path)
+            return
+
+
+PORT_ATTEMPTS = 3
+"""A free port can be taken by someone else (another test run in parallel) between the moment
+`free_port` sees it free and the server binding it: then the server starts on another."""
