@@ -242,3 +242,15 @@ def test_with_both_installed_uninstalling_one_then_reinstalling_the_other_restor
     assert not [path for path in shared if path.exists()], "pip kept them: update the README"
     venv.pip("install", "--quiet", "--force-reinstall", "--no-deps", str(sdk_wheel))
     assert [path for path in shared if not path.exists()] == []
+
+
+def test_the_full_wheel_carries_the_console_and_the_sdk_wheel_does_not(
+    sdk_wheel: Path, full_wheel: Path
+) -> None:
+    """`voicebook serve` serves the console from the installed package (no build step): every
+    asset in the source tree is in the wheel, and none of it in the SDK's."""
+    static = ROOT / "src" / "voicebook" / "server" / "console" / "static"
+    assets = {f"voicebook/server/console/static/{p.name}" for p in static.iterdir() if p.is_file()}
+    assert {"index.html", "app.js", "console.css"} <= {name.rsplit("/", 1)[1] for name in assets}
+    assert assets <= set(record(full_wheel))
+    assert not any("/console/" in name for name in record(sdk_wheel))
