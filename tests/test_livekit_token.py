@@ -315,11 +315,11 @@ def test_cli_without_settings_exits_2_naming_the_variables(
     code, out, err = run_cli("token", "--session", "abc", "--json")
 
     assert code == 2
-    assert out == ""
-    message = " ".join(err.split())  # rich may wrap long lines
-    assert "LiveKit is not configured" in message
+    error = json.loads(out)["error"]  # --json: the error is a document on stdout
+    assert error["code"] == "livekit_not_configured"
+    assert "LiveKit is not configured" in error["message"]
     for name in LIVEKIT_VARS:
-        assert (name in message) == (name in missing)
+        assert (name in error["message"]) == (name in missing)
     assert SECRET not in out + err
 
 
