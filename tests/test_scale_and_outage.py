@@ -124,7 +124,13 @@ class _KeepAliveRetry(httpx.AsyncHTTPTransport):
 async def clients(
     *servers: Server, connections: int = 20
 ) -> AsyncIterator[list[httpx.AsyncClient]]:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # The client lets an idle connection go well before the server would (its keep-alive is
+    # 5 s): on a busy machine a phase can wait longer than that, and a request sent on a
+    # connection the server is closing fails with a reset (ReadError), not only the
+    # RemoteProtocolError `_KeepAliveRetry` sends again.
+    limits = httpx.Limits(
+        max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0
+    )
     async with contextlib.AsyncExitStack() as stack:
         yield [
             await stack.enter_async_context(
