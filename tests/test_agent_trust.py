@@ -32,8 +32,8 @@ require_agent_extra()
 from livekit import rtc  # noqa: E402
 
 from voicebook.agent.evals import CodeInbox, wrong_code  # noqa: E402
-from voicebook.agent.prompt import COMMON, KNOWN_LINE, instructions  # noqa: E402
 from voicebook.agent.greeting import LINE_GREETING  # noqa: E402
+from voicebook.agent.prompt import COMMON, KNOWN_LINE, instructions  # noqa: E402
 from voicebook.agent.schemas import line_tools, tool_schema, tool_schemas  # noqa: E402
 from voicebook.agent.textmode import TextCall  # noqa: E402
 from voicebook.agent.tools import tool_error  # noqa: E402
