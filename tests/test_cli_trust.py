@@ -110,7 +110,7 @@ def book_earlier(cli: Invoke, number: str, notes: str) -> str:
         cli, "tool", "book_appointment", "--session", session, "--slot", slot,
         "--notes", notes, "--json",
     )  # fmt: skip
-    ok(cli, "session", "end", session, "--json")
+    ok(cli, "session", "end", "--session", session, "--json")
     return str(booked.json()["appointment"]["id"])
 
 
@@ -143,16 +143,18 @@ def test_attest_a_caller_as_the_agent_does_on_a_sip_line(cli: Invoke) -> None:
     session = StartSessionResponse.model_validate(
         ok(cli, "session", "start", "--json").json()
     ).session_id
-    readable = ok(cli, "session", "attest", session, "--phone", number)
+    readable = ok(cli, "session", "attest", "--session", session, "--phone", number)
     assert "attested" in readable.text and "trusted" in readable.text
     assert number not in readable.text
     again = CallerResponse.model_validate(
         ok(cli, "session", "attest", "--session", session, "--phone", number, "--json").json()
     )
     assert (again.session_id, again.identity_level) == (session, "trusted")
-    shown = ok(cli, "session", "show", session)
+    shown = ok(cli, "session", "show", "--session", session)
     assert "· trusted" in shown.text
-    view = SessionView.model_validate(ok(cli, "session", "show", session, "--json").json())
+    view = SessionView.model_validate(
+        ok(cli, "session", "show", "--session", session, "--json").json()
+    )
     assert view.identity_level == "trusted"
 
 
@@ -225,7 +227,7 @@ def test_a_trusted_start_or_attestation_needs_the_service_key(
     session = StartSessionResponse.model_validate_json(plain.stdout).session_id
     for args in (
         ["session", "start", "--phone", phone()],
-        ["session", "attest", session, "--phone", phone()],
+        ["session", "attest", "--session", session, "--phone", phone()],
     ):
         done = subprocess.run(
             [sys.executable, "-m", "voicebook", *args],
