@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -130,3 +131,27 @@ def running_server(
 PORT_ATTEMPTS = 3
 """A free port can be taken by someone else (another test run in parallel) between the moment
 `free_port` sees it free and the server binding it: then the server starts on another."""
+
+
+ALWAYS_OPEN = {
+    "VOICEBOOK_HOURS": "mon-sun 00:00-24:00",
+    "VOICEBOOK_MIN_NOTICE_MINUTES": "0",
+    "VOICEBOOK_SESSION_RATE_LIMIT": "100000",
+}
+"""A calendar with free slots whatever the hour the test runs, and as many session starts from
+one address as the test makes."""
+
+
+@contextlib.contextmanager
+def keyed_server(tmp_path_factory: Any, name: str, api_key: str, **extra: str) -> Iterator[Server]:
+    """A server with its own SQLite file, the service key `api_key`, always open (`ALWAYS_OPEN`),
+    plus `extra` settings: what most end-to-end tests of one command or client need."""
+    tmp = tmp_path_factory.mktemp(name)
+    env = {
+        "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp / 'x.db'}",
+        "VOICEBOOK_API_KEY": api_key,
+        **ALWAYS_OPEN,
+        **extra,
+    }
+    with running_server(env, tmp) as running:
+        yield running

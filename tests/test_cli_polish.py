@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from commands import Outcome, voicebook
-from servers import Server, clean_env, free_port, running_server
+from servers import Server, clean_env, free_port, keyed_server, running_server
 
 API_KEY = "polish-key"
 UNREACHABLE = "http://127.0.0.1:1"
@@ -42,15 +42,7 @@ TOOLS = (
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("cli-polish")
-    env = {
-        "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp / 'x.db'}",
-        "VOICEBOOK_API_KEY": API_KEY,
-        "VOICEBOOK_HOURS": "mon-sun 00:00-24:00",
-        "VOICEBOOK_MIN_NOTICE_MINUTES": "0",
-        "VOICEBOOK_SESSION_RATE_LIMIT": "100000",
-    }
-    with running_server(env, tmp) as running:
+    with keyed_server(tmp_path_factory, "cli-polish", API_KEY) as running:
         yield running
 
 

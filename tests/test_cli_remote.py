@@ -24,7 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from commands import Invoke, Outcome
-from servers import Server, clean_env, running_server
+from servers import Server, clean_env, keyed_server
 from voicebook.cli.app import app
 from voicebook.models import (
     Event,
@@ -46,15 +46,7 @@ def phone() -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("cli-remote")
-    env = {
-        "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp / 'x.db'}",
-        "VOICEBOOK_API_KEY": API_KEY,
-        "VOICEBOOK_HOURS": "mon-sun 00:00-24:00",
-        "VOICEBOOK_MIN_NOTICE_MINUTES": "0",
-        "VOICEBOOK_SESSION_RATE_LIMIT": "100000",
-    }
-    with running_server(env, tmp) as running:
+    with keyed_server(tmp_path_factory, "cli-remote", API_KEY) as running:
         yield running
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from livekit import api
 
-from servers import Server, clean_env, free_port, running_process, running_server
+from servers import Server, clean_env, free_port, keyed_server, running_process
 from voicebook.sdk import Client
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -32,19 +32,15 @@ AGENT = "receptionist-example"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("examples")
-    env = {
-        "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp / 'x.db'}",
-        "VOICEBOOK_API_KEY": API_KEY,
-        "VOICEBOOK_HOURS": "mon-sun 00:00-24:00",
-        "VOICEBOOK_MIN_NOTICE_MINUTES": "0",
-        "VOICEBOOK_SESSION_RATE_LIMIT": "100000",
-        "LIVEKIT_URL": LIVEKIT_URL,
-        "LIVEKIT_API_KEY": LIVEKIT_KEY,
-        "LIVEKIT_API_SECRET": LIVEKIT_SECRET,
-        "LIVEKIT_AGENT_NAME": AGENT,
-    }
-    with running_server(env, tmp) as running:
+    with keyed_server(
+        tmp_path_factory,
+        "examples",
+        API_KEY,
+        LIVEKIT_URL=LIVEKIT_URL,
+        LIVEKIT_API_KEY=LIVEKIT_KEY,
+        LIVEKIT_API_SECRET=LIVEKIT_SECRET,
+        LIVEKIT_AGENT_NAME=AGENT,
+    ) as running:
         yield running
 
 

@@ -32,7 +32,7 @@ else:  # pragma: no cover - the 3.10 runtime
     import tomli as tomllib
 
 import voicebook
-from servers import Server, clean_env, running_server
+from servers import Server, clean_env, keyed_server
 from voicebook import Client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,14 +127,7 @@ def sdk_venv(sdk_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("sdk-server")
-    env = {
-        "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp / 'x.db'}",
-        "VOICEBOOK_API_KEY": API_KEY,
-        "VOICEBOOK_HOURS": "mon-sun 00:00-24:00",
-        "VOICEBOOK_MIN_NOTICE_MINUTES": "0",
-    }
-    with running_server(env, tmp) as running:
+    with keyed_server(tmp_path_factory, "sdk-server", API_KEY) as running:
         yield running
 
 

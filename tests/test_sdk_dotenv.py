@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from commands import voicebook
-from servers import Server, running_server
+from servers import Server, keyed_server
 from voicebook.sdk.dotenv import read_env_file
 from voicebook.sdk.protocol import resolve_api_key, resolve_base_url
 
@@ -25,14 +25,7 @@ UNREACHABLE = "http://127.0.0.1:1"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("sdk-dotenv")
-    env = {
-        "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp / 'x.db'}",
-        "VOICEBOOK_API_KEY": API_KEY,
-        "VOICEBOOK_HOURS": "mon-sun 00:00-24:00",
-        "VOICEBOOK_MIN_NOTICE_MINUTES": "0",
-    }
-    with running_server(env, tmp) as running:
+    with keyed_server(tmp_path_factory, "sdk-dotenv", API_KEY) as running:
         yield running
 
 
