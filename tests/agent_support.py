@@ -133,3 +133,14 @@ BOOKING_RULES: dict[str, list[dict[str, Any]]] = {
         {"say": "Goodbye, Ada!"},
     ],
 }
+
+
+def writes_before_yes(results: dict[str, Any]) -> set[tuple[str, int, str]]:
+    """(scenario, turn, detail) of every failed "no write before a yes" check in a
+    `voicebook eval --json` document keyed by scenario name."""
+    return {
+        (name, check["turn"], check["detail"])
+        for name, result in results.items()
+        for check in result["checks"]
+        if check["what"] == "no write before a yes" and not check["passed"]
+    }

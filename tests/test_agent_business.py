@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent_support import REPO, require_agent_extra, voicebook
+from agent_support import REPO, require_agent_extra, voicebook, writes_before_yes
 from scripted_llm import rules_from_scenarios
 from servers import clean_env, running_server
 
@@ -399,12 +399,7 @@ def test_the_example_business_scenarios_fail_a_model_that_books_before_a_yes(
     done = voicebook("eval", str(CLINIC_SCENARIOS), "--json", env=env, cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     results = {r["name"]: r for r in json.loads(done.stdout)}
-    early = {
-        (name, c["turn"], c["detail"])
-        for name, r in results.items()
-        for c in r["checks"]
-        if c["what"] == "no write before a yes" and not c["passed"]
-    }
+    early = writes_before_yes(results)
     wrote = "wrote before the caller's yes: "
     assert early == {
         ("book a check-up by service", 1, wrote + "identify_user"),

@@ -23,6 +23,7 @@ from agent_support import (
     Terminal,
     require_agent_extra,
     voicebook,
+    writes_before_yes,
 )
 from scripted_llm import rules_from_scenarios
 from servers import clean_env, free_port, running_server
@@ -262,12 +263,7 @@ def test_the_example_scenarios_fail_a_model_that_writes_before_the_callers_yes(
     done = voicebook("eval", str(scenarios), "--json", env=clean_env(scripted.env()), cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     results = {r["name"]: r for r in json.loads(done.stdout)}
-    early = {
-        (name, c["turn"], c["detail"])
-        for name, r in results.items()
-        for c in r["checks"]
-        if c["what"] == "no write before a yes" and not c["passed"]
-    }
+    early = writes_before_yes(results)
     wrote = "wrote before the caller's yes: "
     assert early == {
         ("book the first free slot", 1, wrote + "identify_user"),
