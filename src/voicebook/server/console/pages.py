@@ -8,6 +8,7 @@ injected string could not run or send anything elsewhere.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -35,10 +36,16 @@ SECURITY_HEADERS = {
 router = APIRouter(include_in_schema=False)
 
 
+@functools.cache
+def _page() -> str:
+    """The page, read from the package once per process (it changes only with the package)."""
+    return (STATIC / "index.html").read_text()
+
+
 @router.get("/", response_class=HTMLResponse)
 async def console_page(request: Request) -> HTMLResponse:
     """The console; its CSRF cookie is set with the page, before any script runs."""
-    response = HTMLResponse((STATIC / "index.html").read_text(), headers=SECURITY_HEADERS)
+    response = HTMLResponse(_page(), headers=SECURITY_HEADERS)
     ensure_csrf_cookie(response, request)
     return response
 
