@@ -19,7 +19,6 @@ from voicebook.scheduling.availability import AvailabilityRules
 from voicebook.scheduling.business import Business, FaqEntry, Resource, Service
 from voicebook.scheduling.hours import parse_closed_dates, parse_hours
 
-DEFAULT_FILE = "voicebook.toml"
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 """Lower-case letters, digits and dashes: ids travel inside slot ids and URLs."""
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

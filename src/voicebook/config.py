@@ -23,7 +23,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 import platformdirs
-from dotenv import dotenv_values
 from pydantic import (
     AliasChoices,
     Field,
@@ -42,7 +41,6 @@ from pydantic_settings import (
 )
 
 from voicebook.business_file import (
-    DEFAULT_FILE,
     BusinessInfo,
     FaqConfig,
     ResourceConfig,
@@ -51,6 +49,7 @@ from voicebook.business_file import (
     locate,
     to_business,
 )
+from voicebook.config_files import ENV_FILE, business_file_path
 from voicebook.scheduling.availability import AvailabilityRules
 from voicebook.scheduling.business import Business, single_calendar
 from voicebook.scheduling.cost import Prices
@@ -81,7 +80,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="VOICEBOOK_",
-        env_file=".env",
+        env_file=ENV_FILE,
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
@@ -619,18 +618,6 @@ def variable_name(field_name: str) -> str:
     if isinstance(alias, AliasChoices):
         return str(alias.choices[0])
     return f"VOICEBOOK_{field_name.upper()}"
-
-
-def business_file_path() -> Path | None:
-    """The business file to read: VOICEBOOK_BUSINESS_FILE (environment or `.env`), else
-    voicebook.toml in the working directory when it exists."""
-    named = os.environ.get("VOICEBOOK_BUSINESS_FILE", "").strip()
-    if not named and Path(".env").is_file():
-        named = (dotenv_values(".env").get("VOICEBOOK_BUSINESS_FILE") or "").strip()
-    if named:
-        return Path(named).expanduser()
-    default = Path(DEFAULT_FILE)
-    return default if default.is_file() else None
 
 
 def _where(loc: tuple[Any, ...]) -> str:

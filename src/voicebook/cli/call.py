@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from voicebook.cli import greeting_cache
 from voicebook.cli.common import (
     EXIT_DOMAIN,
     EXIT_USAGE,
@@ -59,14 +60,6 @@ def call(
             code="text_only",
         )
     _require_agent_extra()
-    settings = load_settings()
-    from voicebook.agent.providers import check_settings
-    from voicebook.config import ConfigError
-
-    try:
-        check_settings(settings, voice=False)
-    except ConfigError as exc:
-        config_failed(exc)
     lines = list(say or [])
     if not lines and not sys.stdin.isatty():
         lines = [line.strip() for line in sys.stdin if line.strip()]
@@ -77,12 +70,26 @@ def call(
                 code="no_input",
             )
     interactive = not lines
+    # The caller reads the greeting while the settings and livekit-agents load (seconds, on a
+    # cold start): the one from the last run with this configuration, at once, if there is one.
+    shown = None if as_json else greeting_cache.recall()
+    if shown is not None:
+        _show_greeting(shown)
+    settings = load_settings()
+    from voicebook.agent.providers import check_settings
+    from voicebook.config import ConfigError
+
+    try:
+        check_settings(settings, voice=False)
+    except ConfigError as exc:
+        config_failed(exc)
     if not as_json:
-        # The caller reads the greeting while livekit-agents loads (seconds, on a cold start).
         from voicebook.agent.greeting import greeting_for
 
         greeting = greeting_for(settings.agent_greeting, settings.business_model, known_line=False)
-        console.print(f"[bold cyan]agent>[/] {greeting}", highlight=False)
+        if greeting != shown:  # no greeting remembered for this configuration (or a stale one)
+            greeting_cache.remember(greeting)  # first: a caller may hang up as soon as it shows
+            _show_greeting(greeting)
     from voicebook.cli.common import quiet_agent_logs, run
 
     quiet_agent_logs()
@@ -198,6 +205,10 @@ def _settle(answer: Any, line: str | None, error: Exception | None) -> None:
         answer.set_exception(error)
     else:
         answer.set_result(line)
+
+
+def _show_greeting(greeting: str) -> None:
+    console.print(f"[bold cyan]agent>[/] {greeting}", highlight=False)
 
 
 def _show_agent(turn: Turn) -> None:

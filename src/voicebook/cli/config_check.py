@@ -138,7 +138,8 @@ def _print(document: dict[str, Any]) -> None:
 def check(as_json: AsJson = False) -> None:
     """Validate the configuration and print each staff member's and room's week and the
     services; a bad value exits 2 naming its file:line and field (or its variable)."""
-    from voicebook.config import ConfigError, business_file_path, load_settings
+    from voicebook.config import ConfigError, load_settings
+    from voicebook.config_files import business_file_path
 
     try:
         settings = load_settings()

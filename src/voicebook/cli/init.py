@@ -94,8 +94,8 @@ def init(
 ) -> None:
     """Write a commented starter voicebook.toml here: the business, one service, one staff
     member, and commented examples of buffers, prices, rooms, closed dates, policies and FAQ."""
-    from voicebook.business_file import DEFAULT_FILE
     from voicebook.cli import starter
+    from voicebook.config_files import DEFAULT_FILE
 
     path = Path(DEFAULT_FILE)
     if path.exists() and not force:
