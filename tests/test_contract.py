@@ -9,7 +9,7 @@ and it reads the answer as the model the route documents.
 
 - `stream_events` follows the WebSocket `/session/{session_id}/events`, which OpenAPI does not
   describe: it is mapped explicitly and checked against the app's WebSocket route instead.
-- `call_tool` dispatches by name to the seven `POST /tools/{name}` routes (which also have a
+- `call_tool` dispatches by name to the eight `POST /tools/{name}` routes (which also have a
   method each): it maps to all of them.
 - `GET /metrics` has no SDK method, deliberately: it is the Prometheus text exposition for a
   scraper (Prometheus, an agent), not JSON for an API client, and carries nothing a voicebook

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosed
 
 from servers import Server, running_server
 from voicebook.scheduling.ids import new_session_id
@@ -299,14 +298,12 @@ def _assert_no_number(value: Any, where: str) -> None:
 
 
 async def _socket_log(ws_url: str) -> list[dict[str, Any]]:
-    """The whole log as the page's WebSocket replays it (the session has ended: it closes)."""
-    events = []
+    """The whole log as the page's WebSocket replays it (the session has ended), to its last
+    event, `session_closed`; then the client closes, as the page does."""
+    events: list[dict[str, Any]] = []
     async with websockets.connect(ws_url) as ws:
-        try:
-            while True:
-                events.append(json.loads(await asyncio.wait_for(ws.recv(), WAIT_S)))
-        except ConnectionClosed:
-            pass
+        while not events or events[-1]["type"] != "session_closed":
+            events.append(json.loads(await asyncio.wait_for(ws.recv(), WAIT_S)))
     return events
 
 

@@ -42,6 +42,9 @@ BASE_ENV = {
     "VOICEBOOK_HOURS": "mon-sun 00:00-24:00",
     "VOICEBOOK_MIN_NOTICE_MINUTES": "0",
     "VOICEBOOK_SESSION_RATE_LIMIT": "1000",
+    # These tests read until the server closes; the page's own close (which the server waits
+    # for after session_closed) has its test below.
+    "VOICEBOOK_WEBSOCKET_LINGER_S": "0",
     "LIVEKIT_URL": LIVEKIT_URL,
     "LIVEKIT_API_KEY": LIVEKIT_KEY,
     "LIVEKIT_API_SECRET": LIVEKIT_SECRET,
@@ -352,6 +355,34 @@ async def test_resume_past_the_end_of_an_ended_session_closes(
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 3)
         assert ws.close_code == 1000
+
+
+async def test_after_session_closed_the_socket_waits_for_the_client_to_close(
+    tmp_path: Path,
+) -> None:
+    """The page closes the socket itself a moment after `session_closed` and only then shows
+    the call as ended; a server that closed first made it show "disconnected, tap Connect"
+    meanwhile. The socket still answers a ping after the last event, and the close is the
+    client's, answered with 1000."""
+    env = {
+        **BASE_ENV,
+        "VOICEBOOK_DATABASE_URL": f"sqlite:///{tmp_path / 'linger.db'}",
+        "VOICEBOOK_WEBSOCKET_LINGER_S": "300",
+    }
+    with running_server(env, tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            started = await start_session(client)
+            async with websockets.connect(started["ws_url"]) as ws:
+                await ok(client.post(f"/session/{started['session_id']}/end"))
+                types = []
+                while not types or types[-1] != "session_closed":
+                    types += [e["type"] for e in await receive(ws, 1)]
+                assert types[-2:] == ["summary", "session_closed"]
+                await asyncio.wait_for(await ws.ping(), RECV_TIMEOUT_S)  # still open
+                assert ws.close_code is None
+            assert ws.close_code == 1000
+            assert ws.protocol.close_sent is not None and ws.protocol.close_rcvd is not None
+            assert not ws.protocol.close_rcvd_then_sent  # the client spoke first
 
 
 async def test_page_hang_up(server: Server, client: httpx.AsyncClient) -> None:

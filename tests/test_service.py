@@ -1,4 +1,4 @@
-"""The seven tools through the service, on a real SQLite file and a real Postgres database."""
+"""The tools through the service, on a real SQLite file and a real Postgres database."""
 
 from __future__ import annotations
 
@@ -65,8 +65,7 @@ async def test_whole_flow_records_events_and_summary(service: SchedulingService)
     summary = ended.summary
     assert summary.contact_number == "***0123"
     assert [(b.date, b.time, b.status) for b in summary.booked_appointments] == [
-        ("2027-03-02", "09:00", "rescheduled"),
-        ("2027-03-02", "10:00", "confirmed"),
+        ("2027-03-02", "10:00", "confirmed"),  # the move's new time, not its old one
     ]
     assert [a.kind for a in summary.actions] == ["booked", "rescheduled"]
     assert summary.preferences[0] == "mornings"
@@ -177,6 +176,28 @@ async def test_back_to_back_allowed_and_cancel_then_rebook(service: SchedulingSe
     assert rebooked.appointment.status == "confirmed"
     history = await call(service, "retrieve_appointments", a, include_cancelled=True)
     assert [(x.id, x.status) for x in history.appointments] == [(first.appointment.id, "cancelled")]
+
+
+async def test_summary_lists_what_the_call_leaves_booked_each_with_a_name(
+    service: SchedulingService,
+) -> None:
+    """The page lists `booked_appointments` as the caller's bookings, titled by `name`,
+    whatever their status: a booking cancelled in the same call is not among them (it is in
+    the actions), and a caller who gave no name still gets a title."""
+    session = await identified(service, "415 555 0123")  # no name given
+    kept = await call(service, "book_appointment", session, start=NINE_AM)
+    dropped = await call(service, "book_appointment", session, start=TEN_AM)
+    await call(service, "cancel_appointment", session, appointment_id=dropped.appointment.id)
+    summary = (await call(service, "end_conversation", session)).summary
+    assert [(b.id, b.status) for b in summary.booked_appointments] == [
+        (kept.appointment.id, "confirmed")
+    ]
+    assert summary.booked_appointments[0].name.strip() != ""
+    assert [(a.kind, a.appointment_id) for a in summary.actions] == [
+        ("booked", kept.appointment.id),
+        ("booked", dropped.appointment.id),
+        ("cancelled", dropped.appointment.id),
+    ]
 
 
 async def test_slot_taken_offers_next_free_alternatives(service: SchedulingService) -> None:

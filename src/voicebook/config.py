@@ -319,6 +319,13 @@ class Settings(BaseSettings):
         description="WebSockets one session may have open on one worker; more are closed with "
         "code 4429.",
     )
+    websocket_linger_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="Seconds a session's WebSocket stays open after `session_closed` for the "
+        "client to close it (the page does, and shows the call as ended); then code 1000.",
+    )
 
     llm_model: str | None = Field(
         default=None,

@@ -176,7 +176,7 @@ class User(WireModel):
     phone_masked: str
 
 
-# --- the seven tools -----------------------------------------------------------------------------
+# --- the eight tools -----------------------------------------------------------------------------
 
 
 class IdentifyUserRequest(Request):

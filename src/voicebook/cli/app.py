@@ -31,7 +31,7 @@ LazyGroup.commands_to_load = {
     "slots": Lazy("voicebook.cli.slots:slots", "List free appointment slots."),
     "serve": Lazy(
         "voicebook.cli.serve:serve",
-        "Run the API server: sessions, LiveKit tokens, the seven tools, live events, summaries.",
+        "Run the API server: sessions, LiveKit tokens, the eight tools, live events, summaries.",
     ),
     "token": Lazy(
         "voicebook.cli.token:token",

@@ -61,7 +61,7 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run the API server: sessions, LiveKit tokens, the seven tools, live events, summaries."""
+    """Run the API server: sessions, LiveKit tokens, the eight tools, live events, summaries."""
     import uvicorn
 
     from voicebook.config import ConfigError, redact_url

@@ -1,4 +1,4 @@
-"""The scheduling service: the seven tool operations (DESIGN §4) on a Store.
+"""The scheduling service: the eight tool operations (DESIGN §4) on a Store.
 
 Each tool call is one transaction that (1) claims its idempotency key, (2) locks the session row,
 (3) does the work, (4) appends its `tool_call` event and (5) records the answer under the key. A

@@ -1,7 +1,10 @@
 """The end-of-call summary, built only from what this session committed.
 
-Actions come from the session's own completed tool_call events; booked appointments are the rows
-this session created (with their current status). The caller's older appointments never leak in.
+Actions come from the session's own completed tool_call events: every booking, cancellation and
+move, in order. Booked appointments are what the call leaves booked: the rows this session created
+that are still confirmed (a move's new time, not its old one; nothing cancelled), because the page
+lists them as the caller's bookings whatever their status says. The caller's older appointments
+never leak in.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from voicebook.models import Summary, SummaryAction, SummaryAppointment
 from voicebook.scheduling.availability import PARTS_OF_DAY, AvailabilityRules
 from voicebook.scheduling.phone import mask_phone, mask_phones
 from voicebook.store.base import AppointmentRecord, EventRecord, SessionRecord, UserRecord
+
+NO_NAME = "No name given"
+"""An appointment's `name` in the summary when the caller gave none: the page shows the name as
+the line's title, and DESIGN §3 has it never null (nor blank)."""
 
 _ACTION_TOOLS = {
     "book_appointment": "booked",
@@ -132,7 +139,7 @@ def build_summary(
             SummaryAppointment(
                 id=a.id,
                 contact_number=owner.get(a.id, masked or ""),
-                name=a.name or "",
+                name=a.name or NO_NAME,
                 date=a.starts_at.astimezone(rules.zone).strftime("%Y-%m-%d"),
                 time=a.starts_at.astimezone(rules.zone).strftime("%H:%M"),
                 status=a.status,
@@ -140,6 +147,7 @@ def build_summary(
                 end=a.ends_at,
             )
             for a in appointments
+            if a.status == "confirmed"
         ],
         preferences=merged,
         created_at=now,

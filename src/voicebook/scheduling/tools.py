@@ -365,7 +365,7 @@ class ToolHandlers:
         old.cancelled_at, old.cancel_reason = now, "rescheduled"
         return new
 
-    # --- the seven tools ------------------------------------------------------------------------
+    # --- the eight tools ------------------------------------------------------------------------
 
     async def _identify_user(
         self,

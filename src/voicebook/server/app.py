@@ -166,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="voicebook",
         version=__version__,
-        description="Backend of an AI voice receptionist: sessions, LiveKit tokens, the seven "
+        description="Backend of an AI voice receptionist: sessions, LiveKit tokens, the eight "
         "scheduling tools, live session events and summaries.",
         lifespan=lifespan,
     )

@@ -1,4 +1,4 @@
-"""Service-facing endpoints: the seven tools and the agent's reports (DESIGN §3–§4).
+"""Service-facing endpoints: the eight tools and the agent's reports (DESIGN §3–§4).
 
 FastAPI parses and validates each request model (so OpenAPI documents the bodies as they are);
 a tool call that does not validate is still recorded as a failed tool call on its session's log

@@ -12,6 +12,11 @@ within `SEND_TIMEOUT_S` means it stopped reading, and it is closed with 1013 (it
 worker (more are closed with 4429); the page has nothing to say, so a message from it longer than
 `MAX_INBOUND_BYTES` closes the socket with 1009 (`voicebook serve` also caps frames there).
 
+After `session_closed` the client closes: the page ends its call a moment later, closes the
+socket and shows "Session ended"; a server that closed first would make it show
+"disconnected, tap Connect to start" in between. A client that does not close is closed with 1000
+after `VOICEBOOK_WEBSOCKET_LINGER_S`.
+
 Per connection there is one reader loop and two helper tasks (client watcher, resync timer);
 nothing is created per event, and sockets woken together share their read of the log.
 """
@@ -88,7 +93,8 @@ class _Stream:
         self.session_id = session_id
         self.last = after
         self.closed = False
-        self.gone = False
+        self.left = asyncio.Event()
+        """Set when the client has gone (or said too much)."""
         self.too_big = False
         self.read_at = time.monotonic()
 
@@ -133,7 +139,7 @@ async def _watch_client(stream: _Stream, subscription: Subscription) -> None:
             if len(data) > MAX_INBOUND_BYTES:
                 stream.too_big = True
                 break
-    stream.gone = not stream.too_big
+    stream.left.set()
     subscription.wake()
 
 
@@ -161,13 +167,20 @@ async def _stream(stream: _Stream, subscription: Subscription) -> tuple[int, str
             stream.closed = True
     while not stream.closed:
         news = await subscription.wait()
-        if stream.gone:
-            return None
-        if stream.too_big:
-            return CLOSE_TOO_BIG, f"messages to this socket are limited to {MAX_INBOUND_BYTES} B"
+        if stream.left.is_set():
+            return _left(stream)
         if news > stream.last or time.monotonic() - stream.read_at >= RESYNC_S:
             await stream.catch_up(news)
-    return 1000, "session closed"
+    with contextlib.suppress(asyncio.TimeoutError):  # the client's turn to close (see above)
+        await asyncio.wait_for(stream.left.wait(), ctx.settings.websocket_linger_s)
+    return _left(stream) if stream.left.is_set() else (1000, "session closed")
+
+
+def _left(stream: _Stream) -> tuple[int, str] | None:
+    """The close for a client that has left (None: nothing to send) or said too much."""
+    if stream.too_big:
+        return CLOSE_TOO_BIG, f"messages to this socket are limited to {MAX_INBOUND_BYTES} B"
+    return None
 
 
 @router.websocket("/session/{session_id}/events")
