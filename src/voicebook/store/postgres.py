@@ -45,7 +45,7 @@ from voicebook.scheduling.errors import StoreUnavailable
 from voicebook.store.base import SchemaOutOfDate
 from voicebook.store.migrations import MIGRATIONS_TABLE, Migration, MigrationState, load_migrations
 from voicebook.store.retry import TransactionConflict
-from voicebook.store.sql import JSON_COLUMNS, Connection, Dialect, SqlTransaction
+from voicebook.store.sql import JSON_COLUMNS, Connection, Dialect, SqlTransaction, Statement
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,27 @@ class _PostgresConnection(Connection):
             for cursor, (sql, params) in zip(cursors, statements, strict=True):
                 await cursor.execute(sql, params)
         return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
+
+    async def execute_many(self, statements: list[tuple[str, dict[str, Any]]]) -> list[int]:
+        if len(statements) == 1:
+            return [await self.execute(*statements[0])]
+        async with self._conn.pipeline():
+            cursors = [self._conn.cursor() for _ in statements]
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                await cursor.execute(sql, params)
+        return [cursor.rowcount for cursor in cursors]
+
+
+async def _commit(conn: psycopg.AsyncConnection[Any], last_writes: list[Statement]) -> None:
+    """COMMIT, after `last_writes` in the same round trip (a failing one leaves the transaction
+    in error, and COMMIT is not run: the caller rolls back)."""
+    if not last_writes:
+        await conn.execute("COMMIT", prepare=False)
+        return
+    async with conn.pipeline():
+        for sql, params in last_writes:
+            await conn.execute(sql, params)
+        await conn.execute("COMMIT", prepare=False)
 
 
 def uses_transaction_pooler(url: str) -> bool:
@@ -437,10 +458,15 @@ class PostgresStore:
 
     @asynccontextmanager
     async def _connection(
-        self, *, begin: str | None = None, deadline: float | None = _DEFAULT
+        self,
+        *,
+        begin: str | None = None,
+        deadline: float | None = _DEFAULT,
+        commit_with: list[Statement] | None = None,
     ) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
         """A pooled connection inside a transaction (committed when the block ends, rolled back
         on error), the whole of it within `deadline` seconds (default: the transaction timeout).
+        What the block leaves in `commit_with` is sent with the COMMIT, in one round trip.
 
         A connection that may be broken — the deadline passed, the link failed, the transaction
         could not be ended — is closed, so the pool replaces it instead of handing it out again.
@@ -457,7 +483,7 @@ class PostgresStore:
                     await conn.execute(begin or self._begin, prepare=False)
                     try:
                         yield conn
-                        await conn.execute("COMMIT", prepare=False)
+                        await _commit(conn, commit_with or [])
                     except BaseException:
                         status = conn.info.transaction_status
                         if not limit.expired and status in (
@@ -528,7 +554,8 @@ class PostgresStore:
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[SqlTransaction]:
-        async with self._connection() as conn:
+        last_writes: list[Statement] = []
+        async with self._connection(commit_with=last_writes) as conn:
             if not self._schema_checked:  # the database did not answer when the store opened
                 try:
                     await self._check_schema_on(conn)
@@ -537,7 +564,7 @@ class PostgresStore:
                     raise StoreUnavailable() from exc
             tx = SqlTransaction(_PostgresConnection(conn), DIALECT)
             yield tx
-            await tx.flush()
+            last_writes += tx.take_deferred()
 
     async def ping(self) -> None:
         """Answer within PING_TIMEOUT_S, or raise `StoreUnavailable` saying why."""

@@ -29,6 +29,9 @@ from voicebook.store.base import (
     UserRecord,
 )
 
+Statement = tuple[str, dict[str, Any]]
+"""One statement in the driver's form (placeholders and encoded parameters), ready to send."""
+
 TIMESTAMP_COLUMNS = frozenset(
     {
         "starts_at",
@@ -113,6 +116,11 @@ class Connection(ABC):
     ) -> list[list[dict[str, Any]]]:
         """Run statements in order, in as few round trips as the driver allows; rows of each."""
 
+    @abstractmethod
+    async def execute_many(self, statements: list[tuple[str, dict[str, Any]]]) -> list[int]:
+        """Run statements in order, in as few round trips as the driver allows; the row count
+        of each."""
+
 
 def _row(cls: type[R], dialect: Dialect, row: dict[str, Any]) -> R:
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
@@ -131,8 +139,11 @@ _USER_OF_SESSION_SQL = (
 class SqlTransaction(AggregateQueries):
     """`StoreTransaction` over a `Connection` and a `Dialect`.
 
-    Writes whose outcome nothing in the transaction reads back (the idempotency answer) are
-    deferred and sent with the next batch, or by `flush()` just before commit.
+    Writes whose outcome nothing in the transaction reads back (the idempotency answer, the
+    events and the session's counters) are deferred: they go first in the transaction's next
+    round trip, whatever it is, so every later statement sees them, in order; the last ones go
+    with COMMIT (`take_deferred`). A round trip costs the server more CPU than the statements
+    in it: a booking is sent in 7 instead of 9.
     """
 
     def __init__(self, connection: Connection, dialect: Dialect) -> None:
@@ -141,12 +152,16 @@ class SqlTransaction(AggregateQueries):
         self._deferred: list[tuple[str, dict[str, Any]]] = []
 
     async def flush(self) -> None:
-        """Send deferred writes; the store calls this before COMMIT."""
+        """Send deferred writes (a store that cannot send them with its COMMIT calls this)."""
         if self._deferred:
-            statements, self._deferred = self._deferred, []
-            await self._conn.batch(statements)
+            await self._conn.batch(self.take_deferred())
 
-    def _statement(self, sql: str, **params: Any) -> tuple[str, dict[str, Any]]:
+    def take_deferred(self, *then: Statement) -> list[Statement]:
+        """The deferred writes, followed by `then`, handed over to be sent now."""
+        pending, self._deferred = self._deferred, []
+        return [*pending, *then]
+
+    def _statement(self, sql: str, **params: Any) -> Statement:
         """One statement in the driver's form, for `Connection.batch`."""
         return self._dialect.sql(sql), self._params(params)
 
@@ -170,7 +185,7 @@ class SqlTransaction(AggregateQueries):
         lock = self._dialect.lock_clause
         statements.append(("SELECT * FROM sessions WHERE id = :id" + lock, {"id": session_id}))
         statements.append((_USER_OF_SESSION_SQL, {"id": session_id}))
-        results = await self._conn.fetch_many(
+        results = await self._fetch_many(
             [(self._dialect.sql(sql), self._params(p)) for sql, p in statements]
         )
         *claim, session_rows, user_rows = results
@@ -187,14 +202,31 @@ class SqlTransaction(AggregateQueries):
         return {k: self._dialect.encode(v, k) for k, v in params.items()}
 
     async def _fetch(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        return await self._conn.fetch(self._dialect.sql(sql), self._params(params))
+        statement = self._statement(sql, **params)
+        if not self._deferred:
+            return await self._conn.fetch(*statement)
+        return (await self._conn.fetch_many(self.take_deferred(statement)))[-1]
+
+    async def _fetch_many(self, statements: list[Statement]) -> list[list[dict[str, Any]]]:
+        """The rows of each of `statements`, sent after the deferred writes, in one round trip."""
+        sent = self.take_deferred(*statements)
+        return (await self._conn.fetch_many(sent))[len(sent) - len(statements) :]
 
     async def _one(self, sql: str, **params: Any) -> dict[str, Any] | None:
         rows = await self._fetch(sql, **params)
         return rows[0] if rows else None
 
     async def _execute(self, sql: str, **params: Any) -> int:
-        return await self._conn.execute(self._dialect.sql(sql), self._params(params))
+        statement = self._statement(sql, **params)
+        if not self._deferred:
+            return await self._conn.execute(*statement)
+        return (await self._conn.execute_many(self.take_deferred(statement)))[-1]
+
+    async def _execute_many(self, statements: list[Statement]) -> list[int]:
+        """The row count of each of `statements`, sent after the deferred writes, in one round
+        trip."""
+        sent = self.take_deferred(*statements)
+        return (await self._conn.execute_many(sent))[len(sent) - len(statements) :]
 
     # --- sessions and events ------------------------------------------------------------------
 
@@ -220,7 +252,8 @@ class SqlTransaction(AggregateQueries):
         now: datetime,
         **fields: Any,
     ) -> list[EventRecord]:
-        """Append events to the session's log and apply session field changes, in one batch.
+        """Append events to the session's log and apply session field changes (deferred: sent
+        with the next round trip, at the latest with COMMIT).
 
         Ids continue from `session.last_event_id`, so the caller must hold the session row lock
         (taken by `begin_call` in this transaction); that lock is what orders appends.
@@ -253,10 +286,7 @@ class SqlTransaction(AggregateQueries):
         statements.append(
             (f"UPDATE sessions SET {assignments} WHERE id = :id", {"id": session.id, **values})
         )
-        pending, self._deferred = self._deferred, []
-        await self._conn.batch(
-            pending + [(self._dialect.sql(sql), self._params(p)) for sql, p in statements]
-        )
+        self._deferred += [(self._dialect.sql(sql), self._params(p)) for sql, p in statements]
         session.last_event_id = last
         return records
 
@@ -301,10 +331,8 @@ class SqlTransaction(AggregateQueries):
             f"DELETE FROM verification_codes WHERE session_id IN ({listed})",
             f"DELETE FROM session_events WHERE session_id IN ({listed})",
         ]
-        pending, self._deferred = self._deferred, []
-        await self._conn.batch(
-            pending + [(self._dialect.sql(sql), self._params(params)) for sql in statements]
-        )
+        deletes = [(self._dialect.sql(sql), self._params(params)) for sql in statements]
+        await self._conn.batch(self.take_deferred(*deletes))
         return await self._execute(
             f"DELETE FROM sessions WHERE id IN ({listed}) AND state = 'ended'", **params
         )
@@ -413,26 +441,31 @@ class SqlTransaction(AggregateQueries):
         values = {f.name: getattr(record, f.name) for f in fields(AppointmentRecord)}
         columns = ", ".join(values)
         placeholders = ", ".join(f":{name}" for name in values)
-        await self._execute(
+        resources = list(filter(None, (record.resource, record.room)))
+        holds = [
+            self._statement(
+                "INSERT INTO resource_holds (appointment_id, resource, blocked_from,"
+                " blocked_until, active) VALUES (:id, :resource, :start, :end, :active)"
+                " ON CONFLICT DO NOTHING",
+                id=record.id,
+                resource=resource,
+                start=blocked.start,
+                end=blocked.end,
+                active=record.status == "confirmed",
+            )
+            for resource in resources
+        ]
+        insert = self._statement(
             f"INSERT INTO appointments ({columns}) VALUES ({placeholders})", **values
         )
-        for resource in filter(None, (record.resource, record.room)):
-            try:
-                inserted = await self._execute(
-                    "INSERT INTO resource_holds (appointment_id, resource, blocked_from,"
-                    " blocked_until, active) VALUES (:id, :resource, :start, :end, :active)"
-                    " ON CONFLICT DO NOTHING",
-                    id=record.id,
-                    resource=resource,
-                    start=blocked.start,
-                    end=blocked.end,
-                    active=record.status == "confirmed",
-                )
-            except Exception as exc:
-                if not self._dialect.is_overlap(exc):
-                    raise
-                inserted = 0
-            if not inserted:
+        try:
+            _, *inserted = await self._execute_many([insert, *holds])  # one round trip
+        except Exception as exc:
+            if not self._dialect.is_overlap(exc):
+                raise
+            raise OverlapError(f"a resource is busy in {blocked.start}–{blocked.end}") from None
+        for resource, count in zip(resources, inserted, strict=True):
+            if not count:
                 raise OverlapError(f"{resource} is busy in {blocked.start}–{blocked.end}")
 
     async def get_appointment(
@@ -516,7 +549,7 @@ class SqlTransaction(AggregateQueries):
         """Change the status; the holds follow it (only a confirmed appointment blocks time).
         Sent at once, not deferred: a move inserts the new hold right after freeing the old."""
         await self._conn.batch(
-            [
+            self.take_deferred(
                 self._statement(
                     "UPDATE appointments SET status = :status, updated_at = :now,"
                     " cancelled_at = :now, cancel_reason = :reason WHERE id = :id",
@@ -530,7 +563,7 @@ class SqlTransaction(AggregateQueries):
                     active=status == "confirmed",
                     id=appointment_id,
                 ),
-            ]
+            )
         )
 
     # --- idempotency ----------------------------------------------------------------------------

@@ -96,6 +96,9 @@ class _SqliteConnection(Connection):
     ) -> list[list[dict[str, Any]]]:
         return [await self.fetch(sql, params) for sql, params in statements]
 
+    async def execute_many(self, statements: list[tuple[str, dict[str, Any]]]) -> list[int]:
+        return [await self.execute(sql, params) for sql, params in statements]
+
 
 def path_from_url(url: str) -> Path:
     """`sqlite:///relative.db` or `sqlite:////absolute/path.db` → a path."""
