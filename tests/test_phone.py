@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
+from voicebook.scheduling.availability import slot_id
 from voicebook.scheduling.errors import InvalidPhone
+from voicebook.scheduling.ids import new_appointment_id, new_code_id, new_user_id
 from voicebook.scheduling.phone import mask_phone, mask_phones, normalize_phone
 
 SF = "+14155550123"
@@ -176,3 +180,30 @@ def test_addresses_in_log_lines_are_not_read_as_phone_numbers(
     assert "4155550123" not in mask_phones(query, "US")
     # Dotted national forms are not addresses: a French mobile stays masked.
     assert mask_phones("call 06.12.34.56.78", "FR") == "call ***5678"
+
+
+def test_our_own_ids_are_not_read_as_phone_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every tool answer holds slot, appointment and user ids, whose digits pass the seven-digit
+    pre-check: the matcher must not run on them, and a number beside one is still masked."""
+    import phonenumbers
+
+    calls: list[str] = []
+    real = phonenumbers.PhoneNumberMatcher
+
+    def counting(text: str, *args: object, **kwargs: object) -> object:
+        calls.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(phonenumbers, "PhoneNumberMatcher", counting)
+    start = datetime(2027, 3, 2, 14, 0, tzinfo=timezone.utc)
+    ids = [
+        slot_id(start),
+        slot_id(start, "cut", "ana"),
+        *(make() for make in (new_appointment_id, new_user_id, new_code_id) for _ in range(50)),
+        "apt_4155550123abcdef",  # a valid number's digits inside an id are not a number
+    ]
+    payload = {"appointment": {"id": ids[2], "slot_id": ids[0]}, "ids": ids}
+    assert mask_phones(payload, "US") == payload
+    assert calls == []
+    beside = f"{ids[2]} for 415-555-0123"
+    assert mask_phones(beside, "US") == f"{ids[2]} for ***0123"

@@ -9,6 +9,7 @@ is offered twice (as two distinct instants) and no instant is offered twice.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -37,6 +38,8 @@ PARTS_OF_DAY: dict[str, tuple[int, int]] = {
 }
 """Part of day → [start, end) in local minutes after midnight, judged on a slot's local start."""
 _SLOT_ID_PREFIX = "slot_"
+SLOT_ID_START = re.compile(r"\bslot_\d{8}T\d{4}Z")
+"""The start of every `slot_id` (its UTC minute): digits that are never a phone number."""
 
 
 @dataclass(frozen=True, order=True)
