@@ -43,7 +43,7 @@ from voicebook.scheduling.availability import AvailabilityRules
 from voicebook.scheduling.errors import DomainError, StoreUnavailable
 from voicebook.scheduling.service import SchedulingService, utc_now
 from voicebook.store import TransactionConflict, retrying
-from voicebook.store.postgres import PostgresStore, begin_statement, link_parameters
+from voicebook.store.postgres import PostgresStore, link_parameters
 from voicebook.store.sql import SqlTransaction
 
 pytestmark = pytest.mark.postgres
@@ -84,18 +84,41 @@ def test_link_parameters_bound_a_dead_link_and_the_url_wins() -> None:
     assert "keepalives_idle" not in tuned
     assert "connect_timeout" not in tuned
     assert link_parameters(url, 1, 2)["connect_timeout"] == 2  # libpq's least
-    keepalives = (
-        "; SET LOCAL tcp_keepalives_idle = 10; SET LOCAL tcp_keepalives_interval = 5;"
-        " SET LOCAL tcp_keepalives_count = 3"
-    )
-    assert begin_statement(5, 8) == (
-        "BEGIN; SET LOCAL statement_timeout = 5000;"
-        " SET LOCAL idle_in_transaction_session_timeout = 8000" + keepalives
-    )
-    assert begin_statement(None, None) == (
-        "BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0"
-        + keepalives
-    )
+
+
+async def test_every_transaction_runs_with_its_limits(pg_url: str) -> None:
+    """The limits the BEGIN sets (begin_statements) hold inside a transaction, whichever round
+    trip carries them, and end with it (SET LOCAL: a transaction pooler's next client must not
+    inherit them)."""
+    store = PostgresStore(pg_url, statement_timeout=5, transaction_timeout=8)
+    await store.open()
+    try:
+        names = [
+            "statement_timeout",
+            "idle_in_transaction_session_timeout",
+            "tcp_keepalives_idle",
+            "tcp_keepalives_interval",
+            "tcp_keepalives_count",
+        ]
+        settings = ", ".join(f"current_setting('{name}') AS {name}" for name in names)
+        async with store.transaction() as tx:
+            (inside,) = await tx._fetch(f"SELECT {settings}")
+        assert inside == {
+            "statement_timeout": "5s",
+            "idle_in_transaction_session_timeout": "8s",
+            "tcp_keepalives_idle": "10",
+            "tcp_keepalives_interval": "5",
+            "tcp_keepalives_count": "3",
+        }
+        async with store.transaction() as tx:
+            await tx._fetch("SELECT 1")  # the BEGIN rides with it
+            (also,) = await tx._fetch(f"SELECT {settings}")
+        assert also == inside
+        async with store._connection(begin=["BEGIN"]) as conn:  # a plain one does not inherit
+            cursor = await conn.execute("SELECT current_setting('statement_timeout') AS t")
+            assert (await cursor.fetchone())["t"] == "0"
+    finally:
+        await store.close()
 
 
 async def test_retrying_runs_the_whole_body_again_a_bounded_number_of_times() -> None:

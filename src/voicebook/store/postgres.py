@@ -165,10 +165,12 @@ def link_parameters(url: str, connect_timeout: float, give_up: float) -> dict[st
     return {name: value for name, value in wanted.items() if name not in given}
 
 
-def begin_statement(statement_timeout: float | None, idle_timeout: float | None) -> str:
-    """BEGIN with the transaction's limits, as one simple query (one round trip). `SET LOCAL`
-    lasts until the transaction ends, so it holds through a transaction pooler, where the next
-    transaction may run on another server connection. None or 0: no limit (not the server's).
+def begin_statements(statement_timeout: float | None, idle_timeout: float | None) -> list[str]:
+    """BEGIN and the transaction's limits: two statements that a transaction's first round trip
+    carries before its own (`_connection`), or one simple query where nothing follows. The
+    limits are `set_config(…, is_local => true)`, i.e. `SET LOCAL`: they last until the
+    transaction ends, so they hold through a transaction pooler, where the next transaction may
+    run on another server connection. None or 0: no limit (not the server's).
 
     Postgres ends a transaction left idle for `idle_timeout`, freeing its locks. Its timer stops,
     though, at the Flush psycopg sends after a pipelined batch, until the next statement; so the
@@ -179,13 +181,15 @@ def begin_statement(statement_timeout: float | None, idle_timeout: float | None)
     def ms(seconds: float | None) -> int:
         return max(1, round(seconds * 1000)) if seconds else 0
 
-    return (
-        f"BEGIN; SET LOCAL statement_timeout = {ms(statement_timeout)};"
-        f" SET LOCAL idle_in_transaction_session_timeout = {ms(idle_timeout)};"
-        f" SET LOCAL tcp_keepalives_idle = {KEEPALIVE_IDLE_S};"
-        f" SET LOCAL tcp_keepalives_interval = {KEEPALIVE_INTERVAL_S};"
-        f" SET LOCAL tcp_keepalives_count = {KEEPALIVE_COUNT}"
-    )
+    limits = {
+        "statement_timeout": ms(statement_timeout),
+        "idle_in_transaction_session_timeout": ms(idle_timeout),
+        "tcp_keepalives_idle": KEEPALIVE_IDLE_S,
+        "tcp_keepalives_interval": KEEPALIVE_INTERVAL_S,
+        "tcp_keepalives_count": KEEPALIVE_COUNT,
+    }
+    settings = ", ".join(f"set_config('{name}', '{value}', true)" for name, value in limits.items())
+    return ["BEGIN", f"SELECT {settings}"]
 
 
 def lock_key(name: str) -> int:
@@ -366,7 +370,7 @@ class PostgresStore:
         self._transaction_timeout = transaction_timeout
         # A client never leaves its transaction idle for as long as the whole transaction may
         # take, so one idle that long has lost its client: Postgres ends it and frees its locks.
-        self._begin = begin_statement(statement_timeout, transaction_timeout)
+        self._begin = begin_statements(statement_timeout, transaction_timeout)
         self._connect_kwargs: dict[str, Any] = {
             "autocommit": True,  # transactions are begun explicitly (see _connection)
             "row_factory": dict_row,
@@ -460,13 +464,17 @@ class PostgresStore:
     async def _connection(
         self,
         *,
-        begin: str | None = None,
+        begin: list[str] | None = None,
         deadline: float | None = _DEFAULT,
         commit_with: list[Statement] | None = None,
+        begin_with: list[Statement] | None = None,
     ) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
         """A pooled connection inside a transaction (committed when the block ends, rolled back
         on error), the whole of it within `deadline` seconds (default: the transaction timeout).
-        What the block leaves in `commit_with` is sent with the COMMIT, in one round trip.
+
+        The BEGIN statements are put in `begin_with`, when given, for the block's first round
+        trip to carry (else sent at once); what the block leaves in `commit_with` is sent with
+        the COMMIT, in one round trip.
 
         A connection that may be broken — the deadline passed, the link failed, the transaction
         could not be ended — is closed, so the pool replaces it instead of handing it out again.
@@ -480,7 +488,11 @@ class PostgresStore:
             with _store_errors():
                 async with limit:
                     conn = await self._getconn(pool)
-                    await conn.execute(begin or self._begin, prepare=False)
+                    opening = begin or self._begin
+                    if begin_with is not None:
+                        begin_with += [(sql, {}) for sql in opening]
+                    else:
+                        await conn.execute("; ".join(opening), prepare=False)
                     try:
                         yield conn
                         await _commit(conn, commit_with or [])
@@ -554,15 +566,16 @@ class PostgresStore:
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[SqlTransaction]:
+        opening: list[Statement] = []
         last_writes: list[Statement] = []
-        async with self._connection(commit_with=last_writes) as conn:
+        async with self._connection(begin_with=opening, commit_with=last_writes) as conn:
             if not self._schema_checked:  # the database did not answer when the store opened
                 try:
                     await self._check_schema_on(conn)
                 except SchemaOutOfDate as exc:
                     log.error("%s", exc)
                     raise StoreUnavailable() from exc
-            tx = SqlTransaction(_PostgresConnection(conn), DIALECT)
+            tx = SqlTransaction(_PostgresConnection(conn), DIALECT, deferred=opening)
             yield tx
             last_writes += tx.take_deferred()
 
@@ -596,7 +609,8 @@ class PostgresStore:
                 async with limit:
                     conn = await psycopg.AsyncConnection.connect(self._url, **self._connect_kwargs)
                     await self._configure(conn)
-                    await conn.execute(begin_statement(None, EXCLUSIVE_HOLD_S), prepare=False)
+                    opening = "; ".join(begin_statements(None, EXCLUSIVE_HOLD_S))
+                    await conn.execute(opening, prepare=False)
                     cursor = await conn.execute(
                         "SELECT pg_try_advisory_xact_lock(%s) AS held", (lock_key(name),)
                     )
@@ -642,7 +656,7 @@ class PostgresStore:
         The lock is transaction-scoped, so it also works through a transaction pooler. No time
         limit: a migration may take as long as it takes.
         """
-        async with self._connection(begin=begin_statement(None, None), deadline=None) as conn:
+        async with self._connection(begin=begin_statements(None, None), deadline=None) as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version integer PRIMARY KEY,"

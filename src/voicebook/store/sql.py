@@ -143,13 +143,17 @@ class SqlTransaction(AggregateQueries):
     events and the session's counters) are deferred: they go first in the transaction's next
     round trip, whatever it is, so every later statement sees them, in order; the last ones go
     with COMMIT (`take_deferred`). A round trip costs the server more CPU than the statements
-    in it: a booking is sent in 7 instead of 9.
+    in it: a booking on Postgres takes 6 (its BEGIN in the first) instead of 9.
     """
 
-    def __init__(self, connection: Connection, dialect: Dialect) -> None:
+    def __init__(
+        self, connection: Connection, dialect: Dialect, deferred: list[Statement] | None = None
+    ) -> None:
+        """`deferred`: statements to send first (Postgres: the BEGIN, with the first round
+        trip)."""
         self._conn = connection
         self._dialect = dialect
-        self._deferred: list[tuple[str, dict[str, Any]]] = []
+        self._deferred: list[Statement] = list(deferred or [])
 
     async def flush(self) -> None:
         """Send deferred writes (a store that cannot send them with its COMMIT calls this)."""
