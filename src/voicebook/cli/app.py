@@ -71,6 +71,7 @@ app = typer.Typer(
     cls=LazyGroup,
     help="The backend of an AI voice receptionist: scheduling, sessions, live events.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # click's plain help (cli/lazy.py says why)
     pretty_exceptions_show_locals=False,
 )
 

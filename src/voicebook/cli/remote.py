@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from voicebook.sdk import Client
 
 T = TypeVar("T")
-SERVER_PANEL = "Server"
 
 Url = Annotated[
     Optional[str],  # noqa: UP045 - Typer reads the annotation at run time on Python 3.10
@@ -42,7 +41,6 @@ Url = Annotated[
         help="The server's base URL (default: VOICEBOOK_URL, else BACKEND_BASE_URL, else "
         "http://127.0.0.1:8000).",
         show_default=False,
-        rich_help_panel=SERVER_PANEL,
     ),
 ]
 ApiKey = Annotated[
@@ -51,7 +49,6 @@ ApiKey = Annotated[
         "--api-key",
         help="The service key (default: VOICEBOOK_API_KEY).",
         show_default=False,
-        rich_help_panel=SERVER_PANEL,
     ),
 ]
 

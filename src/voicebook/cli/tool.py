@@ -124,7 +124,6 @@ SHARED = {
             help="Repeat a call with the same key to get the first answer again (default: a new "
             "key).",
             show_default=False,
-            rich_help_panel=remote.SERVER_PANEL,
         ),
     ],
     "url": Url,
