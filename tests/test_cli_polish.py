@@ -526,3 +526,16 @@ def test_every_command_takes_json(words: list[str]) -> None:
     assert shown.exit_code == 0, shown.output
     assert "--json" in shown.output, words
 
+
+def test_a_group_named_alone_lists_its_commands_whole(tmp_path: Path) -> None:
+    """`voicebook tool` answers with the tool list on stdout (a usage error, exit 2), each
+    command's whole first paragraph wrapped at the width, never cut with '...'."""
+    from voicebook.models import TOOL_NAMES
+
+    shown = voicebook("tool", cwd=tmp_path, COLUMNS="80")
+    assert shown.code == 2, shown
+    commands = shown.stdout.split("Commands:\n", 1)[1]
+    listed = re.findall(r"^  (\w+) ", commands, re.MULTILINE)
+    assert listed == list(TOOL_NAMES), shown.stdout
+    assert "..." not in commands
+    assert "check the code (--code) they read back." in " ".join(shown.stdout.split())
