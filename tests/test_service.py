@@ -68,8 +68,7 @@ async def test_whole_flow_records_events_and_summary(service: SchedulingService)
         ("2027-03-02", "10:00", "confirmed"),  # the move's new time, not its old one
     ]
     assert [a.kind for a in summary.actions] == ["booked", "rescheduled"]
-    assert summary.preferences[0] == "mornings"
-    assert "Prefers Tuesdays" in summary.preferences
+    assert summary.preferences == ["mornings", "Prefers Tuesdays"]  # not "mornings" twice
     assert "Ann Lee" in summary.summary and "***0123" in summary.summary
 
     events = await service.session_events(session.id)

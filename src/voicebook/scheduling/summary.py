@@ -53,12 +53,15 @@ def session_actions(events: Sequence[EventRecord]) -> list[SummaryAction]:
 
 
 def inferred_preferences(
-    rules: AvailabilityRules, appointments: Sequence[AppointmentRecord]
+    rules: AvailabilityRules, appointments: Sequence[AppointmentRecord], stated: Sequence[str] = ()
 ) -> list[str]:
-    """'Prefers mornings' / 'Prefers Tuesdays' when every confirmed booking here agrees."""
+    """'Prefers mornings' / 'Prefers Tuesdays' when every confirmed booking here agrees, unless
+    a `stated` preference already names that part of the day or day ("mornings", "Tuesdays
+    only"): the summary would say it twice."""
     confirmed = [a for a in appointments if a.status == "confirmed"]
     if not confirmed:
         return []
+    said = " ".join(stated).lower()
     inferred = []
     locals_ = [a.starts_at.astimezone(rules.zone) for a in confirmed]
     parts = Counter(
@@ -66,11 +69,11 @@ def inferred_preferences(
         for t in locals_
     )
     part, count = parts.most_common(1)[0]
-    if count == len(confirmed):
+    if count == len(confirmed) and part not in said:
         inferred.append(f"Prefers {part}s")
     days = Counter(t.strftime("%A") for t in locals_)
     day, count = days.most_common(1)[0]
-    if count == len(confirmed):
+    if count == len(confirmed) and day.lower() not in said:
         inferred.append(f"Prefers {day}s")
     return inferred
 
@@ -112,7 +115,7 @@ def build_summary(
     owner = {a.id: mask_phone(phones[a.user_id]) for a in appointments if a.user_id in phones}
     actions = session_actions(events)
     stated = [mask_phones(p.strip(), region) for p in preferences if p and p.strip()]
-    merged = list(dict.fromkeys([*stated, *inferred_preferences(rules, appointments)]))
+    merged = list(dict.fromkeys([*stated, *inferred_preferences(rules, appointments, stated)]))
     if user is None:
         text = "The caller did not give a phone number, so nothing was booked."
     else:
