@@ -89,6 +89,55 @@ def test_a_page_started_from_a_cursor_skips_and_repeats_nothing_as_calls_start(
     assert [c["session_id"] for c in rest.json()["calls"]] == older[1::-1]
 
 
+def test_calls_are_found_by_the_callers_last_digits_and_by_state(
+    operator: httpx.Client, agent: Agent
+) -> None:
+    """The operator types the digits the caller gave (any spacing): the calls whose caller's
+    number ends so, newest first, paged within the search, alone or with live/ended."""
+    first = agent.start("(415) 555-0143")
+    other = agent.start("(212) 555-0176")
+    last = agent.start("(415) 555-0143")
+    agent.end(first)
+
+    def found(**params: str) -> list[str]:
+        answer = operator.get("/console/api/calls", params=params)
+        assert answer.status_code == 200, answer.text
+        return [c["session_id"] for c in answer.json()["calls"]]
+
+    assert found(caller="0143") == [last, first]
+    assert found(caller="415 555-0143") == [last, first]
+    assert found(caller="(0176)") == [other]
+    assert found(caller="0143", state="live") == [last]
+    assert found(caller="0143", state="ended") == [first]
+    assert first in found(state="ended") and last not in found(state="ended")
+    page = operator.get("/console/api/calls", params={"caller": "0143", "limit": "1"}).json()
+    assert [c["session_id"] for c in page["calls"]] == [last]
+    assert found(caller="0143", limit="1", before=page["next_before"]) == [first]
+    assert found(caller="9999999") == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"caller": "1"},
+        {"caller": "abc12"},
+        {"caller": "0143; DROP TABLE users"},
+        {"caller": "\u0663\u0663\u0663"},
+        {"caller": "1" * 16},
+        {"caller": "%"},
+        {"state": "active"},
+    ],
+    ids=["one-digit", "letters", "sql", "arabic-digits", "too-long", "wildcard", "state"],
+)
+def test_a_bad_search_is_refused_with_a_sentence(
+    operator: httpx.Client, params: dict[str, str]
+) -> None:
+    answer = operator.get("/console/api/calls", params=params)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_input" and error["message"].endswith(".")
+
+
 def test_an_ended_call_shows_its_outcome_cost_and_counts(
     operator: httpx.Client, agent: Agent
 ) -> None:

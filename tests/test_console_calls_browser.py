@@ -136,6 +136,39 @@ def test_older_calls_come_a_page_at_a_time(
     assert len(sessions) == len(set(sessions)) > PAGE
 
 
+def test_a_search_by_the_callers_digits_and_state_narrows_the_list(
+    context: BrowserContext, server: Server, agent: Agent
+) -> None:
+    """The operator types the last digits the caller gave: only that number's calls stay,
+    newest first; "Ended" narrows them further; a single digit waits for more; clearing the
+    box brings every call back."""
+    earlier = agent.start("(415) 555-0161", "Lin")
+    agent.end(earlier)
+    later = agent.start("(415) 555-0161")
+    stranger = agent.start("(212) 555-0199")
+    page = signed_in_page(context, server)
+    rows = page.locator("table.calls-table tbody tr")
+    expect(page.locator(f'tr[data-session="{stranger}"]')).to_be_visible()
+
+    box = page.get_by_label("Caller's number ends with")
+    box.fill("0")
+    expect(page.get_by_role("status").filter(has_text="at least two digits")).to_be_visible()
+    box.fill("555 0161")
+    expect(rows).to_have_count(2, timeout=LIVE_MS)
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.session)") == [later, earlier]
+    page.get_by_label("Show").select_option("ended")
+    expect(rows).to_have_count(1, timeout=LIVE_MS)
+    expect(rows.first).to_have_attribute("data-session", earlier)
+    expect(rows.first).to_contain_text("***0161 (Lin)")
+    snap(page, "calls-search-1280")
+
+    box.fill("0000009")
+    expect(page.get_by_text("No calls match this search.")).to_be_visible(timeout=LIVE_MS)
+    box.fill("")
+    page.get_by_label("Show").select_option("")
+    expect(page.locator(f'tr[data-session="{stranger}"]')).to_be_visible(timeout=LIVE_MS)
+
+
 def test_a_calls_events_appear_live_and_a_refused_booking_shows_as_failed(
     context: BrowserContext, server: Server, agent: Agent
 ) -> None:

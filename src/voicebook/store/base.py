@@ -229,10 +229,17 @@ class StoreTransaction(Protocol):
     # --- the console's calls --------------------------------------------------------------------
 
     async def recent_sessions(
-        self, *, before: tuple[datetime, str] | None = None, limit: int = 50
+        self,
+        *,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 50,
+        phone_ending: str | None = None,
+        live: bool | None = None,
     ) -> list[SessionListing]:
         """Sessions of any state, newest first (by created_at, then id), after the (created_at,
-        id) of `before`; each with its caller and its tool calls counted."""
+        id) of `before`; each with its caller and its tool calls counted. `phone_ending`
+        (digits): only those whose caller's number ends so; `live`: only open (True) or ended
+        (False) ones."""
         ...
 
     async def session_listing(self, session_id: str) -> SessionListing | None:

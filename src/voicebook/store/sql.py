@@ -643,17 +643,31 @@ class SqlTransaction(AggregateQueries):
     # --- the console's calls --------------------------------------------------------------------
 
     async def recent_sessions(
-        self, *, before: tuple[datetime, str] | None = None, limit: int = 50
+        self,
+        *,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 50,
+        phone_ending: str | None = None,
+        live: bool | None = None,
     ) -> list[SessionListing]:
         """One page of sessions, newest first: keyset-paged on (created_at, id) along the index
         of 0008, so a page costs the same however deep it is and calls started meanwhile are
-        neither skipped nor repeated."""
-        where = ""
+        neither skipped nor repeated. A filter reads along the same index, skipping the rows
+        that do not match (a business's calls, not a call centre's)."""
+        conditions: list[str] = []
         params: dict[str, Any] = {}
         if before is not None:
             # A row value: both planners read it as one range of the index, scanned backwards.
-            where = " WHERE (sessions.created_at, sessions.id) < (:before_created, :before_id)"
-            params = {"before_created": before[0], "before_id": before[1]}
+            conditions.append("(sessions.created_at, sessions.id) < (:before_created, :before_id)")
+            params |= {"before_created": before[0], "before_id": before[1]}
+        if phone_ending is not None:
+            if not phone_ending.isdigit():
+                raise ValueError("phone_ending takes digits only")
+            conditions.append("users.phone LIKE :phone_like")  # digits: nothing to escape
+            params["phone_like"] = "%" + phone_ending
+        if live is not None:
+            conditions.append("sessions.state <> 'ended'" if live else "sessions.state = 'ended'")
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
         order = " ORDER BY sessions.created_at DESC, sessions.id DESC LIMIT :limit"
         return await self._listings(where + order, limit=limit, **params)
 

@@ -11,7 +11,7 @@ one its path or cursor holds as the request's session, so log lines carry it sho
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -27,6 +27,8 @@ from voicebook.server.observability import session_id as session_var
 router = APIRouter(prefix="/console/api/calls", tags=["console"], include_in_schema=False)
 LIST_MAX = 100
 """The most calls one page lists."""
+DIGIT_SEPARATORS = frozenset(" -.()+")
+"""What may stand between the digits an operator types ("415 555-0123", "(0123)")."""
 
 
 class CallPage(BaseModel):
@@ -48,14 +50,31 @@ class BadCursor(InvalidInput):
     default_message = "That page of calls does not exist; start again from the newest calls."
 
 
+class BadCallerDigits(InvalidInput):
+    default_message = (
+        "Search by the caller's number with two to fifteen digits, such as its last four."
+    )
+
+
 @router.get("", response_model=CallPage)
 async def list_calls(
     _: Operator,
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=LIST_MAX)] = 50,
     before: Annotated[str | None, Query(max_length=100)] = None,
+    caller: Annotated[str | None, Query(max_length=40)] = None,
+    state: Annotated[Literal["live", "ended"] | None, Query()] = None,
 ) -> CallPage:
-    """A page of calls, newest first: live ones and ended ones alike."""
+    """A page of calls, newest first: live ones and ended ones alike, or only those whose
+    caller's number ends with the digits of `caller` (spaces and dashes ignored), or only the
+    live or the ended ones (`state`). The cursor pages within the same filter."""
+    digits = None
+    if caller is not None and caller.strip():
+        digits = "".join(ch for ch in caller if ch.isdigit() and ch.isascii())
+        if not 2 <= len(digits) <= 15 or any(
+            ch not in DIGIT_SEPARATORS for ch in caller if not ch.isdigit()
+        ):
+            raise BadCallerDigits()
     after = None
     if before is not None:
         after = parse_cursor(before)
@@ -63,12 +82,27 @@ async def list_calls(
             raise BadCursor()
         session_var.set(after[1])
     async with ctx.store.transaction(write=False) as tx:
-        listings = await tx.recent_sessions(before=after, limit=limit)
+        listings = await tx.recent_sessions(
+            before=after,
+            limit=limit,
+            phone_ending=digits,
+            live=None if state is None else state == "live",
+        )
     now = ctx.service.clock()
     return CallPage(
         calls=[call_row(listing, ctx.service.prices, now) for listing in listings],
         next_before=cursor(listings[-1]) if len(listings) == limit else None,
     )
+
+
+def _caller_digits(typed: str) -> str:
+    """The digits of a search by number; BadCallerDigits unless it is 2-15 ASCII digits with
+    only separators between them."""
+    digits = "".join(ch for ch in typed if "0" <= ch <= "9")
+    rest = (ch for ch in typed if not "0" <= ch <= "9")
+    if not 2 <= len(digits) <= 15 or any(ch not in DIGIT_SEPARATORS for ch in rest):
+        raise BadCallerDigits()
+    return digits
 
 
 @router.get("/{session_id}", response_model=CallDetail)
