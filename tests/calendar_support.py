@@ -172,6 +172,37 @@ def seed_past(database_url: str, *, hours_ago: float = 2, name: str = "Old") -> 
     return asyncio.run(write())
 
 
+def seed_many(database_url: str, first_day: date, count: int) -> list[tuple[datetime, str]]:
+    """`count` confirmed 10-minute appointments from midnight of `first_day` (business zone),
+    one every 20 minutes on each of the two staff members' calendars, written to the store in
+    one transaction; their (start, id), earliest first."""
+
+    async def write() -> list[tuple[datetime, str]]:
+        store = create_store(Settings(database_url=database_url))
+        await store.open()
+        try:
+            now = datetime.now(timezone.utc).replace(microsecond=0)
+            midnight = datetime(first_day.year, first_day.month, first_day.day, tzinfo=ZONE)
+            made = []
+            async with store.transaction() as tx:
+                user, _ = await tx.upsert_user(new_phone(), "Many", now, new_id=new_user_id())
+                for n in range(count):
+                    start = (midnight + timedelta(minutes=20 * (n // 2))).astimezone(timezone.utc)
+                    record = AppointmentRecord(
+                        id=new_appointment_id(), user_id=user.id, resource=("lee", "patel")[n % 2],
+                        starts_at=start, ends_at=start + timedelta(minutes=10), status="confirmed",
+                        name="Many", notes=None, session_id=None, created_at=now, updated_at=now,
+                        service="cut",
+                    )  # fmt: skip
+                    await tx.insert_appointment(record, Interval(record.starts_at, record.ends_at))
+                    made.append((start, record.id))
+            return sorted(made)
+        finally:
+            await store.close()
+
+    return asyncio.run(write())
+
+
 def next_dst_change(after: date) -> date:
     """The first local day from `after` on which the business zone's offset changes."""
     day = after

@@ -28,6 +28,7 @@ from calendar_support import (
     local,
     next_dst_change,
     operator,
+    seed_many,
     seed_past,
 )
 from servers import running_server
@@ -161,6 +162,25 @@ def test_a_day_lists_every_resource_masked_phones_and_every_status(
     room = calendar(http, date=day.isoformat(), resource="Treatment room")
     assert room["resource"] == "room-1" and set(room["days"][0]["hours"]) == {"room-1"}
     assert [a["id"] for a in room["appointments"]] == [treated]
+
+
+def test_a_week_past_the_cap_lists_its_earliest_and_says_it_is_truncated(
+    site: Clinic, http: httpx.Client
+) -> None:
+    """A week of 1,001 appointments answers the first 1,000 by start (the grid says some are
+    not shown); one of its days alone fits, and lists them all."""
+    first = ahead(200)  # a week no other test books into
+    seeded = seed_many(site.database_url, first, 1001)
+    week = calendar(http, date=first.isoformat(), days=7)
+    assert week["truncated"] is True
+    shown = [a["id"] for a in week["appointments"]]
+    assert len(shown) == 1000
+    assert set(shown) == {appointment_id for _, appointment_id in seeded[:1000]}
+    last_day = seeded[-1][0].astimezone(ZONE).date()
+    day = calendar(http, date=last_day.isoformat())
+    assert day["truncated"] is False
+    on_that_day = [i for s, i in seeded if s.astimezone(ZONE).date() == last_day]
+    assert {a["id"] for a in day["appointments"]} >= set(on_that_day)
 
 
 def test_operator_cancel_of_a_past_or_cancelled_appointment_is_refused(
