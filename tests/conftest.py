@@ -32,6 +32,19 @@ REQUIRE_SERVICES = os.environ.get("VOICEBOOK_REQUIRE_SERVICES", "") not in ("", 
 NEW_YORK = ZoneInfo("America/New_York")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The commands the tests run remember things in the user's cache directory (the greeting
+    of `call --text`): one of the test session's own, never the person's ~/.cache."""
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
+
+
 def service_missing(what: str, why: object) -> None:
     """Skip (or, under VOICEBOOK_REQUIRE_SERVICES, fail) because a real service is unreachable."""
     message = f"{what} not reachable ({why}); start it or set its VOICEBOOK_TEST_*_URL"
