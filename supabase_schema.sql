@@ -273,4 +273,13 @@ CREATE INDEX session_events_failed_tool_calls ON session_events (created_at)
 
 INSERT INTO schema_migrations (version, name) VALUES (9, 'console_numbers');
 
+-- 0010_changed_by
+
+-- voicebook 0010: who made an appointment what it is now — the caller (through the tools) or the
+-- business's operator (from the console): the booking, the cancel, a move's old and new rows.
+-- Existing rows say nothing (NULL): every change before this version was a caller's or unknown.
+ALTER TABLE appointments ADD COLUMN changed_by TEXT CHECK (changed_by IN ('caller', 'operator'));
+
+INSERT INTO schema_migrations (version, name) VALUES (10, 'changed_by');
+
 COMMIT;

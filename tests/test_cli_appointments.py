@@ -141,3 +141,17 @@ def _item(appointment_id: str) -> dict[str, object]:
         "phone_masked": "***0000",
         "created_at": "2027-03-01T09:00:00+00:00",
     }
+
+
+def test_a_change_the_business_made_says_so() -> None:
+    """`changed_by = 'operator'` (the console's cancel or move) reads "by the business"; the
+    caller's own and older rows (no changed_by) show the status alone."""
+    from voicebook.cli.appointments import _status
+    from voicebook.models import BusinessAppointment
+
+    def item(**fields: object) -> BusinessAppointment:
+        return BusinessAppointment.model_validate({**_item("apt_1"), **fields})
+
+    assert _status(item(status="cancelled", changed_by="operator")) == "cancelled by the business"
+    assert _status(item(status="cancelled", changed_by="caller")) == "cancelled"
+    assert _status(item(status="rescheduled")) == "rescheduled"

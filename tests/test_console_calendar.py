@@ -32,6 +32,7 @@ from calendar_support import (
     seed_past,
 )
 from servers import running_server
+from voicebook.sdk import Client
 from voicebook.server.console.auth import CSRF_HEADER
 
 
@@ -336,6 +337,41 @@ def test_the_callers_session_sees_nothing_of_the_operators_changes(
     assert cancel(http, moved.json()["appointment"]["id"], reason="closed").status_code == 200
     assert events(site, session) == log
     assert httpx.get(f"{site.url}/session/{session}/tools", timeout=30).json() == tools
+
+
+def test_each_row_says_whether_the_caller_or_the_business_made_it_so(
+    site: Clinic, http: httpx.Client
+) -> None:
+    """A caller's booking and cancel say 'caller'; the operator's move (its old row and its
+    new one) and cancel say 'operator' — on the calendar and on the service-facing API."""
+    day = ahead(12)
+    session, by_caller = book(site.url, day, "09:00")
+    _, to_move = book(site.url, day, "10:00")
+    _, to_cancel = book(site.url, day, "11:00")
+    with Client(site.url, API_KEY) as vb:
+        dropped = vb.book_appointment(session, start=local(day, "13:00"), service="cut")
+        vb.cancel_appointment(session, appointment_id=dropped.appointment.id)
+    moved = move(http, to_move, local(day, "14:00"))
+    assert moved.status_code == 200, moved.text
+    assert cancel(http, to_cancel).status_code == 200
+    new_id = moved.json()["appointment"]["id"]
+    expected = {
+        by_caller: ("confirmed", "caller"),
+        dropped.appointment.id: ("cancelled", "caller"),
+        to_move: ("rescheduled", "operator"),
+        new_id: ("confirmed", "operator"),
+        to_cancel: ("cancelled", "operator"),
+    }
+    shown = {
+        a["id"]: (a["status"], a["changed_by"])
+        for a in calendar(http, date=day.isoformat())["appointments"]
+    }
+    assert {k: shown[k] for k in expected} == expected
+    with Client(site.url, API_KEY) as vb:
+        listed = vb.business_appointments(date=day.isoformat())
+    assert {
+        a.id: (a.status, a.changed_by) for a in listed.appointments if a.id in expected
+    } == expected
 
 
 @pytest.mark.parametrize(

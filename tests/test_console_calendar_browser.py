@@ -91,6 +91,8 @@ def test_cancel_from_the_details_opened_with_the_keyboard(desk: Page, site: Clin
     dialog = desk.get_by_role("dialog")
     expect(dialog.get_by_role("heading", name="Cut · Cy")).to_be_visible()
     expect(dialog).to_contain_text("***")
+    expect(dialog.locator("dt", has_text="Booked by")).to_be_visible()
+    expect(dialog.locator("dd", has_text="the caller")).to_be_visible()
     dialog.get_by_role("button", name="Cancel appointment…").click()
     dialog.get_by_label("Reason (optional)").fill("asked by text")
     snap(desk, "calendar-cancel-1280")
@@ -102,6 +104,8 @@ def test_cancel_from_the_details_opened_with_the_keyboard(desk: Page, site: Clin
     assert (held["status"], held["cancel_reason"]) == ("cancelled", "asked by text")
     block.click()
     expect(dialog.get_by_role("button", name="Cancel appointment…")).to_have_count(0)
+    expect(dialog.locator("dt", has_text="Cancelled by")).to_be_visible()
+    expect(dialog.locator("dd", has_text="the business (console)")).to_be_visible()
     dialog.get_by_role("button", name="Close").click()
 
 
@@ -128,6 +132,7 @@ def test_reschedule_to_an_offered_slot(desk: Page, site: Clinic) -> None:
     snap(desk, "calendar-moved-1280")
     moved.click()
     expect(desk.get_by_role("dialog")).to_contain_text("10:00 AM")  # where it was moved from
+    expect(desk.get_by_role("dialog").locator("dt", has_text="Moved by")).to_be_visible()
     desk.get_by_role("dialog").get_by_role("button", name="Close").click()
     after = stored(desk, site, iso)
     assert after[booked]["status"] == "rescheduled"

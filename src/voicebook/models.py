@@ -654,6 +654,12 @@ class BusinessAppointment(Appointment):
     room_name: str | None = None
     phone_masked: str = Field(description="The caller's number, masked ('***4567').")
     created_at: datetime
+    changed_by: str | None = Field(
+        default=None,
+        description="Who made it what it is (booked, cancelled, moved): 'caller' through the "
+        "tools, 'operator' from the console; null for changes made before this was recorded. "
+        "Other values may come: show them as they are.",
+    )
 
 
 class BusinessAppointmentsResponse(WireModel):

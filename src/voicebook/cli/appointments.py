@@ -54,10 +54,11 @@ def _table(items: list[BusinessAppointment]) -> Table:
     table.add_column("appointment id", style="cyan", no_wrap=True, min_width=widest)
     for i in items:
         style = remote.STATUS_STYLE.get(i.status, "")
+        status = escape(_status(i))
         row = [
             f"{i.start:%H:%M}–{i.end:%H:%M}",
             escape(i.service_name or i.service or ""),
-            f"[{style}]{i.status}[/]" if style else i.status,
+            f"[{style}]{status}[/]" if style else status,
             escape(f"{i.name or ''}\n{i.phone_masked}".strip()),
             escape(i.notes or ""),
         ]
@@ -67,13 +68,18 @@ def _table(items: list[BusinessAppointment]) -> Table:
     return table
 
 
+def _status(item: BusinessAppointment) -> str:
+    """The status, and "by the business" when the operator made it so from the console."""
+    return f"{item.status} by the business" if item.changed_by == "operator" else item.status
+
+
 def _stacked(items: list[BusinessAppointment]) -> None:
     """The same as lines, for a terminal too narrow for the table: long lines wrap, never cut."""
     for i in items:
         service = i.service_name or i.service or ""
         room = f" · {i.room_name or i.room}" if i.room else ""
         lines = [
-            f"  {i.start:%H:%M}–{i.end:%H:%M}  {i.status}  {service}",
+            f"  {i.start:%H:%M}–{i.end:%H:%M}  {_status(i)}  {service}",
             f"    {i.name or ''} {i.phone_masked}{room}".rstrip(),
             *([f"    {i.notes}"] if i.notes else []),
         ]

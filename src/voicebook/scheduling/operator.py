@@ -9,12 +9,13 @@ refuses an overlapping blocked span under any concurrency, and a refused move ro
 transaction back, so the original stays exactly as it was.
 
 How an operator's change is recorded: on the appointment rows only, never on a caller's
-session. A cancel sets the row's status, `cancel_reason` (the operator's, or none) and
-`cancelled_at`; a move marks the old row `rescheduled` and inserts the new one with
-`rescheduled_from` naming it. The new row keeps the old one's session and caller, so the
-booking stays theirs (a caller who may change what their session booked may change it still).
-No event is appended to any session: the caller's session sees nothing new. The change is
-logged with the appointment ids only (no phone, no free text).
+session, each row it touches saying `changed_by = 'operator'` (a caller's say 'caller'). A
+cancel sets the row's status, `cancel_reason` (the operator's, or none) and `cancelled_at`; a
+move marks the old row `rescheduled` and inserts the new one with `rescheduled_from` naming it.
+The new row keeps the old one's session and caller, so the booking stays theirs (a caller who
+may change what their session booked may change it still). No event is appended to any session:
+the caller's session sees nothing new. The change is logged with the appointment ids only (no
+phone, no free text).
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ class OperatorActions(ToolHandlers):
         async for attempt in retrying():
             async with attempt, self.store.transaction() as tx:
                 record = await self._changeable(tx, appointment_id, now, WHOSE)
-                await tx.set_appointment_status(record.id, "cancelled", now, reason)
-                record.status, record.updated_at = "cancelled", now
+                await tx.set_appointment_status(record.id, "cancelled", now, reason, "operator")
+                record.status, record.updated_at, record.changed_by = "cancelled", now, "operator"
                 record.cancelled_at, record.cancel_reason = now, reason
                 booked = await self._booked(tx, record)
         log.info("console: cancelled appointment %s", record.id)
@@ -111,7 +112,9 @@ class OperatorActions(ToolHandlers):
                 staff = self.business.staff_for(service, resource)
                 if resource is None:
                     staff = self._same_first(staff, old.resource)
-                new = await self._move(tx, old, now, (instant, service, staff), old.session_id)
+                new = await self._move(
+                    tx, old, now, (instant, service, staff), old.session_id, by="operator"
+                )
                 moved = OperatorMove(await self._booked(tx, new), await self._booked(tx, old))
         log.info("console: moved appointment %s to %s", old.id, new.id)
         return moved

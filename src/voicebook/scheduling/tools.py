@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from voicebook.models import (
     Appointment,
@@ -251,6 +251,7 @@ class ToolHandlers:
         name: str | None,
         notes: str | None,
         rescheduled_from: str | None = None,
+        by: Literal["caller", "operator"] = "caller",
     ) -> AppointmentRecord:
         """Find the offer for `target`, insert the caller's appointment with its holds, and turn
         any refusal (taken now, or refused by the database under a race) into `slot_taken`
@@ -276,6 +277,7 @@ class ToolHandlers:
             rescheduled_from=rescheduled_from,
             service=offer.service.id,
             room=offer.room.id if offer.room else None,
+            changed_by=by,
         )
         try:
             await tx.insert_appointment(record, offer.blocked)
@@ -348,20 +350,21 @@ class ToolHandlers:
         now: datetime,
         target: tuple[datetime, Service, list[Resource]],
         session_id: str | None,
+        by: Literal["caller", "operator"] = "caller",
     ) -> AppointmentRecord:
-        """Move `old` (changeable, locked) to `target` in this transaction: the new appointment
-        links back to it. The old time is freed first so a move into an overlapping slot is
-        allowed; if the new one is refused, the whole transaction rolls back and the original
-        stays exactly as it was."""
+        """Move `old` (changeable, locked) to `target` in this transaction, `by` the caller or
+        the operator: the new appointment links back to it. The old time is freed first so a
+        move into an overlapping slot is allowed; if the new one is refused, the whole
+        transaction rolls back and the original stays exactly as it was."""
         start, _, staff = target
         if start == old.starts_at and old.resource in {p.id for p in staff[:1]}:
             raise InvalidInput(f"That appointment is already on {av.label(self.rules, start)}.")
-        await tx.set_appointment_status(old.id, "rescheduled", now, "rescheduled")
+        await tx.set_appointment_status(old.id, "rescheduled", now, "rescheduled", by)
         new = await self._book(
             tx, session_id, old.user_id, now, target, name=old.name, notes=old.notes,
-            rescheduled_from=old.id,
+            rescheduled_from=old.id, by=by,
         )  # fmt: skip
-        old.status, old.updated_at = "rescheduled", now
+        old.status, old.updated_at, old.changed_by = "rescheduled", now, by
         old.cancelled_at, old.cancel_reason = now, "rescheduled"
         return new
 
@@ -635,8 +638,8 @@ class ToolHandlers:
         user = self._caller(caller)
         found = await self._owned(tx, session, user, req.appointment_id, req.start)
         record = await self._changeable(tx, found.id, now)
-        await tx.set_appointment_status(record.id, "cancelled", now, req.reason)
-        record.status, record.updated_at = "cancelled", now
+        await tx.set_appointment_status(record.id, "cancelled", now, req.reason, "caller")
+        record.status, record.updated_at, record.changed_by = "cancelled", now, "caller"
         record.cancelled_at, record.cancel_reason = now, req.reason
         appointment = self._appointment(record)
         return _Done(

@@ -84,6 +84,7 @@ def appointment_view(business: Business, booked: BookedRecord) -> BusinessAppoin
         room_name=room.name if room else None,
         phone_masked=mask_phone(booked.phone),
         created_at=record.created_at,
+        changed_by=record.changed_by,
     )
 
 

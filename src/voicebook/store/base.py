@@ -79,6 +79,9 @@ class AppointmentRecord:
     service: str = "appointment"
     room: str | None = None
     """The room this appointment also holds, when its service needs one."""
+    changed_by: Literal["caller", "operator"] | None = None
+    """Who made it what it is: booked, cancelled or moved by the caller or by the business's
+    operator (None: before migration 0010)."""
 
 
 @dataclass
@@ -212,7 +215,12 @@ class StoreTransaction(Protocol):
         ...
 
     async def set_appointment_status(
-        self, appointment_id: str, status: str, now: datetime, reason: str | None = None
+        self,
+        appointment_id: str,
+        status: str,
+        now: datetime,
+        reason: str | None = None,
+        by: Literal["caller", "operator"] = "caller",
     ) -> None: ...
     async def complete_idempotency(
         self, scope: str, key: str, outcome: str, body: dict[str, Any]

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from voicebook.scheduling.availability import Interval
 from voicebook.store.aggregates import AggregateQueries
@@ -548,7 +548,12 @@ class SqlTransaction(AggregateQueries):
         ]
 
     async def set_appointment_status(
-        self, appointment_id: str, status: str, now: datetime, reason: str | None = None
+        self,
+        appointment_id: str,
+        status: str,
+        now: datetime,
+        reason: str | None = None,
+        by: Literal["caller", "operator"] = "caller",
     ) -> None:
         """Change the status; the holds follow it (only a confirmed appointment blocks time).
         Sent at once, not deferred: a move inserts the new hold right after freeing the old."""
@@ -556,10 +561,12 @@ class SqlTransaction(AggregateQueries):
             self.take_deferred(
                 self._statement(
                     "UPDATE appointments SET status = :status, updated_at = :now,"
-                    " cancelled_at = :now, cancel_reason = :reason WHERE id = :id",
+                    " cancelled_at = :now, cancel_reason = :reason, changed_by = :by"
+                    " WHERE id = :id",
                     status=status,
                     now=now,
                     reason=reason,
+                    by=by,
                     id=appointment_id,
                 ),
                 self._statement(

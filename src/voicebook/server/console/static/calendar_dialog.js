@@ -10,6 +10,15 @@ function fact(term, value) {
   return value ? [el("dt", {}, term), el("dd", {}, value)] : [];
 }
 
+/** Who made an appointment what it is (`changed_by`); an unknown value is shown as it is. */
+const BY = { caller: "the caller", operator: "the business (console)" };
+
+function byTerm(item) {
+  if (item.status === "cancelled") return "Cancelled by";
+  if (item.status === "rescheduled" || item.rescheduled_from) return "Moved by";
+  return "Booked by";
+}
+
 export function openDetails(dialog, item, data, done) {
   const status = statusText(item);
   const earlier = data.appointments.find((a) => a.id === item.rescheduled_from);
@@ -36,6 +45,7 @@ export function openDetails(dialog, item, data, done) {
       fact("Room", item.room_name || item.room),
       fact("Caller", `${item.name ? `${item.name}, ` : ""}${item.phone_masked}`),
       fact("Status", status ? `${status[0].toUpperCase()}${status.slice(1)}${item.cancel_reason ? ` (${item.cancel_reason})` : ""}` : "Confirmed"),
+      fact(byTerm(item), BY[item.changed_by] || item.changed_by),
       fact("Notes", item.notes),
       fact("Moved from", item.rescheduled_from ? (earlier ? earlier.label : "an earlier booking") : ""),
       fact("Moved to", later ? later.label : ""),
