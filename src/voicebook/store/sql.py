@@ -107,17 +107,15 @@ class Connection(ABC):
     async def execute(self, sql: str, params: dict[str, Any]) -> int: ...
 
     @abstractmethod
-    async def batch(self, statements: list[tuple[str, dict[str, Any]]]) -> None:
+    async def batch(self, statements: list[Statement]) -> None:
         """Run writes whose results are not needed, in as few round trips as the driver allows."""
 
     @abstractmethod
-    async def fetch_many(
-        self, statements: list[tuple[str, dict[str, Any]]]
-    ) -> list[list[dict[str, Any]]]:
+    async def fetch_many(self, statements: list[Statement]) -> list[list[dict[str, Any]]]:
         """Run statements in order, in as few round trips as the driver allows; rows of each."""
 
     @abstractmethod
-    async def execute_many(self, statements: list[tuple[str, dict[str, Any]]]) -> list[int]:
+    async def execute_many(self, statements: list[Statement]) -> list[int]:
         """Run statements in order, in as few round trips as the driver allows; the row count
         of each."""
 
