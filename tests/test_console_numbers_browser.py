@@ -23,9 +23,9 @@ SERVICE_KEY = "numbers-browser-service-key"
 
 
 def seed(url: str) -> None:
-    """Three calls today through the API: one books and hangs up after 90 s of speech (priced at
-    $1 a minute), one is refused three times (two wrong numbers, a booking before identifying),
-    one is still open."""
+    """Three calls today through the API: one books twice, cancels the second and hangs up after
+    90 s of speech (priced at $1 a minute), one is refused three times (two wrong numbers, a
+    booking before identifying), one is still open."""
     headers = {"Authorization": f"Bearer {SERVICE_KEY}"}
     with httpx.Client(base_url=url, timeout=10, headers=headers) as client:
 
@@ -41,8 +41,14 @@ def seed(url: str) -> None:
 
         booker = start()
         assert tool("identify_user", booker, phone="+12125550142", name="Ada").status_code == 200
-        slot = tool("fetch_slots", booker).json()["slots"][0]
-        assert tool("book_appointment", booker, slot_id=slot["slot_id"]).status_code == 200
+        first, second = tool("fetch_slots", booker).json()["slots"][:2]
+        assert tool("book_appointment", booker, slot_id=first["slot_id"]).status_code == 200
+        dropped = tool("book_appointment", booker, slot_id=second["slot_id"])
+        assert dropped.status_code == 200
+        cancelled = tool(
+            "cancel_appointment", booker, appointment_id=dropped.json()["appointment"]["id"]
+        )
+        assert cancelled.status_code == 200
         report = {"session_id": booker, "usage": {"stt_seconds": 90}, "hangup": True}
         assert client.post("/agent/report", json=report).status_code == 200
 
@@ -103,13 +109,17 @@ def test_the_charts_show_what_the_api_counted(browser: Browser, server: Server) 
     page, problems = opened(browser, server, 1280, 7)
     api = page.request.get(f"{server.url}/console/api/numbers?days=7").json()
     today = api["per_day"][-1]
-    assert (today["calls"], today["bookings"], api["totals"]["failures"]) == (3, 1, 3)
+    assert (today["calls"], today["bookings"], today["cancellations"]) == (3, 2, 1)
+    assert api["totals"]["failures"] == 3
 
-    activity = chart(page, "Calls and bookings per day")
+    activity = chart(page, "Calls, bookings and cancellations per day")
     image = activity.get_by_role("img")
-    expect(image).to_have_attribute("aria-label", re.compile(r"3 calls and 1 booking"))
-    expect(image.locator("rect.bar.calls")).to_have_count(7)
-    expect(image.locator("rect.bar.bookings")).to_have_count(7)
+    label = re.compile(r"3 calls, 2 bookings and 1 cancellation in all")
+    expect(image).to_have_attribute("aria-label", label)
+    for series in ("calls", "bookings", "cancellations"):
+        expect(image.locator(f"rect.bar.{series}")).to_have_count(7)
+    cancellations = image.locator("rect.bar.cancellations title").all_text_contents()
+    assert cancellations[-1].endswith(": 1 cancellation")
     calls = image.locator("rect.bar.calls title").all_text_contents()
     assert [int(re.findall(r"(\d+) calls?$", t)[0]) for t in calls] == [
         d["calls"] for d in api["per_day"]
@@ -161,7 +171,7 @@ def test_the_charts_show_what_the_api_counted(browser: Browser, server: Server) 
 
 def test_the_charts_fit_a_375_px_screen(browser: Browser, server: Server) -> None:
     page, problems = opened(browser, server, 375, 90)
-    activity = chart(page, "Calls and bookings per day").get_by_role("img")
+    activity = chart(page, "Calls, bookings and cancellations per day").get_by_role("img")
     expect(activity.locator("rect.bar.calls")).to_have_count(90)
     for figure in page.locator("figure svg").all():
         box = figure.bounding_box()

@@ -1,6 +1,6 @@
 // The Numbers tab (`#/numbers?days=14`): the last days at a glance, in the business's own days.
 //
-// Totals first, then three charts (calls and bookings per day, cost per call per day, tool
+// Totals first, then three charts (calls, bookings and cancellations per day, cost per call per day, tool
 // failures by code) and the costliest calls. Each chart is a <figure> whose SVG is one image
 // with a spoken summary, and whose table (under "Show the numbers") holds the same figures for
 // keyboard and screen-reader users. The server counts everything; this only draws it.
@@ -95,22 +95,23 @@ function activityFigure(data, stops) {
   const days = data.per_day;
   const t = data.totals;
   const busiest = days.reduce((a, b) => (b.calls > a.calls ? b : a), days[0]);
-  const summary = `Calls and bookings per day, ${short(data.first)} to ${short(data.last)}: `
-    + `${plural(t.calls, "call")} and ${plural(t.bookings, "booking")} in all`
+  const summary = `Calls, bookings and cancellations per day, ${short(data.first)} to ${short(data.last)}: `
+    + `${plural(t.calls, "call")}, ${plural(t.bookings, "booking")} and ${plural(t.cancellations, "cancellation")} in all`
     + (busiest.calls ? `; the busiest day was ${short(busiest.date)} with ${plural(busiest.calls, "call")}.` : ".");
   const series = [
     { name: "calls", className: "calls", values: days.map((d) => d.calls) },
     { name: "bookings", className: "bookings", values: days.map((d) => d.bookings) },
+    { name: "cancellations", className: "cancellations", values: days.map((d) => d.cancellations) },
   ];
   return figure({
-    title: "Calls and bookings per day",
-    legend: legend([["calls", "Calls"], ["bookings", "Bookings"]]),
+    title: "Calls, bookings and cancellations per day",
+    legend: legend([["calls", "Calls"], ["bookings", "Bookings"], ["cancellations", "Cancellations"]]),
     stops,
     draw: (width) => columnChart({
       width, label: summary, labels: days.map((d) => short(d.date)), series,
       titles: (i, one, value) => `${short(days[i].date)}: ${plural(value, one.name.slice(0, -1), one.name)}`,
     }),
-    table: dataTable("Calls and bookings per day", ["Day", "Calls", "Bookings", "Moves", "Cancellations"],
+    table: dataTable("Calls, bookings and cancellations per day", ["Day", "Calls", "Bookings", "Moves", "Cancellations"],
       days.map((d) => [long(d.date), d.calls, d.bookings, d.moves, d.cancellations])),
   });
 }
