@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -57,23 +57,28 @@ def plain_flags(command: Any, ctx: Context) -> None:
     Typer defaults them to None, and a None it coerces through pydantic, so that printing a
     command's help imported pydantic (a tenth of a second) on the way; a flag that is False is
     taken as it is, and means the same (their callbacks act on a true value only)."""
-    flags = [p for p in command.params if p.name in COMPLETION_FLAGS]
-    help_option = command.get_help_option(ctx)
-    for flag in [*flags, *([help_option] if help_option is not None else [])]:
-        if flag.default is None:
-            flag.default = False
-    for sub in getattr(command, "commands", {}).values():
-        plain_flags(sub, ctx)
+    for each in _tree(command):
+        flags = [p for p in each.params if p.name in COMPLETION_FLAGS]
+        help_option = each.get_help_option(ctx)
+        for flag in [*flags, *([help_option] if help_option is not None else [])]:
+            if flag.default is None:
+                flag.default = False
 
 
 def plain_help(command: Any) -> None:
     """Give `command` (and its sub-commands) click's plain help instead of Typer's Rich panels
     (see the module's docstring)."""
-    command.rich_markup_mode = None
-    if command.short_help is None and command.help:  # listed whole, not cut at the width
-        command.short_help = " ".join(command.help.split("\n\n")[0].split())
+    for each in _tree(command):
+        each.rich_markup_mode = None
+        if each.short_help is None and each.help:  # listed whole, not cut at the width
+            each.short_help = " ".join(each.help.split("\n\n")[0].split())
+
+
+def _tree(command: Any) -> Iterator[Any]:
+    """`command` and every command below it."""
+    yield command
     for sub in getattr(command, "commands", {}).values():
-        plain_help(sub)
+        yield from _tree(sub)
 
 
 class LazyGroup(TyperGroup):

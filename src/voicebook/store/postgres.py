@@ -113,31 +113,30 @@ class _PostgresConnection(Connection):
         cursor = await self._conn.execute(sql, params)
         return cursor.rowcount
 
-    async def batch(self, statements: list[tuple[str, dict[str, Any]]]) -> None:
+    async def batch(self, statements: list[Statement]) -> None:
         if len(statements) == 1:
             await self._conn.execute(*statements[0])
             return
-        async with self._conn.pipeline():  # one round trip for the lot
-            for sql, params in statements:
-                await self._conn.execute(sql, params)
+        await self._pipelined(statements)
 
-    async def fetch_many(
-        self, statements: list[tuple[str, dict[str, Any]]]
-    ) -> list[list[dict[str, Any]]]:
-        async with self._conn.pipeline():
-            cursors = [self._conn.cursor() for _ in statements]
-            for cursor, (sql, params) in zip(cursors, statements, strict=True):
-                await cursor.execute(sql, params)
+    async def fetch_many(self, statements: list[Statement]) -> list[list[dict[str, Any]]]:
+        cursors = await self._pipelined(statements)
         return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
 
-    async def execute_many(self, statements: list[tuple[str, dict[str, Any]]]) -> list[int]:
+    async def execute_many(self, statements: list[Statement]) -> list[int]:
         if len(statements) == 1:
             return [await self.execute(*statements[0])]
+        return [cursor.rowcount for cursor in await self._pipelined(statements)]
+
+    async def _pipelined(
+        self, statements: list[Statement]
+    ) -> list[psycopg.AsyncCursor[dict[str, Any]]]:
+        """Run `statements` in one round trip (a pipeline); a cursor for each, with its rows."""
         async with self._conn.pipeline():
             cursors = [self._conn.cursor() for _ in statements]
             for cursor, (sql, params) in zip(cursors, statements, strict=True):
                 await cursor.execute(sql, params)
-        return [cursor.rowcount for cursor in cursors]
+        return cursors
 
 
 async def _commit(conn: psycopg.AsyncConnection[Any], last_writes: list[Statement]) -> None:
