@@ -96,6 +96,10 @@ async def bus_unavailable(http: httpx.AsyncClient) -> bool:
     return error["code"] == "bus_unavailable"
 
 
+async def _noticed_the_loss(server: Server) -> bool:
+    return "lost (no answer" in server.log()
+
+
 async def test_frozen_redis_never_delays_a_reply_and_the_page_misses_nothing(
     pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
@@ -120,6 +124,10 @@ async def test_frozen_redis_never_delays_a_reply_and_the_page_misses_nothing(
                     )
                     await p.until(last)  # from the log, while Redis is still frozen
                     assert proxy.held_bytes > 0  # (it really was: messages are stuck in it)
+                    for server in (a, b):  # frozen until each has noticed (DEAD_S, on its own)
+                        await eventually_async(
+                            lambda s=server: _noticed_the_loss(s), NEVER_S, "subscription lost"
+                        )
 
                     proxy.release()
                     released = time.monotonic()
