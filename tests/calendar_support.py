@@ -213,3 +213,14 @@ def next_dst_change(after: date) -> date:
         if start.utcoffset() != end.utcoffset():
             return day
         day = following
+
+
+def next_fall_back(after: date) -> date:
+    """The first local day from `after` on which the business zone's clocks go back (an hour of
+    wall-clock times happens twice)."""
+    day = next_dst_change(after)
+    while datetime(day.year, day.month, day.day, tzinfo=ZONE).utcoffset() < (
+        datetime(day.year, day.month, day.day, 23, tzinfo=ZONE).utcoffset()
+    ):
+        day = next_dst_change(day + timedelta(days=1))
+    return day

@@ -1,17 +1,29 @@
 """The Calendar tab in a real browser (Chromium): the week by resource, the details of an
 appointment opened from the keyboard, cancel and reschedule from the page (only offered times),
-a refused move saying its sentence with nothing changed, and a 375 px wide phone screen."""
+a refused move saying its sentence with nothing changed, the hour that happens twice when DST
+ends told apart, and a 375 px wide phone screen."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from browser_support import browser, sign_in, snap
-from calendar_support import API_KEY, Clinic, ahead, book, clinic, local, new_phone
+from calendar_support import (
+    API_KEY,
+    ZONE,
+    Clinic,
+    ahead,
+    book,
+    clinic,
+    local,
+    new_phone,
+    next_fall_back,
+)
 from voicebook.sdk import Client
 
 __all__ = ["browser"]  # the fixture, imported for pytest
@@ -199,3 +211,46 @@ def test_a_375_px_screen_stacks_the_day_without_sideways_scroll(
     assert overflow <= 0
     snap(page, "calendar-week-375")
     context.close()
+
+
+def test_the_repeated_hour_when_dst_ends_names_its_zone(
+    browser: Browser, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """1:30 AM happens twice on the day New York's clocks go back: the grid and the dialog say
+    which ("1:30 AM EDT", "1:30 AM EST"), as the receptionist does; other times say no zone."""
+    day = next_fall_back(ahead(1))
+    iso = day.isoformat()
+    first = datetime(day.year, day.month, day.day, 1, 30, tzinfo=ZONE)
+    second = first.replace(fold=1)
+    assert first.utcoffset() != second.utcoffset()
+    with clinic("sqlite", request, tmp_path_factory) as night, Client(night.url, API_KEY) as vb:
+        for name, start in (("Early", first), ("Later", second)):
+            session = vb.start_session(phone=new_phone(), name=name).session_id
+            vb.book_appointment(session, start=start.isoformat(), service="cut", staff="lee")
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        sign_in(page, night.url)
+        open_calendar(page, night, iso)
+        lee = column(page, iso, "lee")
+        expect(lee.get_by_role("heading")).to_contain_text("Open all day")  # 25 hours, 00:00-24:00
+        expect(lee.get_by_role("button", name="Early")).to_contain_text("1:30 AM EDT")
+        expect(lee.get_by_role("button", name="Later")).to_contain_text("1:30 AM EST")
+        # Ends too: 2:00 AM EDT is the instant of 1:00 AM EST, and 2:00 AM EST happens once.
+        expect(lee.get_by_role("button", name="Early")).to_contain_text("– 1:00 AM EST")
+        expect(lee.get_by_role("button", name="Later")).to_contain_text("– 2:00 AM")
+        expect(lee.get_by_role("button", name="Later")).not_to_contain_text("2:00 AM E")
+        # Both in sight: side by side, neither drawn under the other nor ending before it starts.
+        early = lee.get_by_role("button", name="Early").bounding_box()
+        later = lee.get_by_role("button", name="Later").bounding_box()
+        assert early and later and early["height"] > 0
+        assert (
+            early["x"] + early["width"] <= later["x"] or later["x"] + later["width"] <= early["x"]
+        )
+        snap(page, "calendar-fall-back-1280")
+        lee.get_by_role("button", name="Later").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_role("button", name="Reschedule…").click()
+        expect(dialog.get_by_label("1:00 AM EDT", exact=True)).to_be_visible()
+        expect(dialog.get_by_label("1:00 AM EST", exact=True)).to_be_visible()
+        expect(dialog.get_by_label("3:00 AM", exact=True)).to_be_visible()
+        context.close()

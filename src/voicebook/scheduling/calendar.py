@@ -2,11 +2,12 @@
 
 A local day is not 24 hours on a DST change (23 or 25), so its bounds are each midnight's own
 UTC instant, and a position in a day is its wall-clock minute (what the business's clock shows),
-never hours elapsed since midnight.
+never hours elapsed since midnight: 9:00 is on one row every day of a week.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 
 from voicebook.scheduling import availability as av
@@ -38,3 +39,16 @@ def wall_minute(rules: av.AvailabilityRules, day: date, instant: datetime) -> in
     if local.date() > day:
         return MINUTES_A_DAY
     return local.hour * 60 + local.minute
+
+
+def wall_span(
+    rules: av.AvailabilityRules, day: date, start: datetime, end: datetime
+) -> tuple[int, int]:
+    """Where a calendar draws `start`–`end` on local `day`: its wall-clock minutes, unless the
+    clock went back in between (DST ends) so far that its end shows no later than its start (1:30
+    AM EDT to 1:00 AM EST): then it is drawn to its real length, beside the appointment at 1:30
+    AM EST rather than gone under it."""
+    first, last = wall_minute(rules, day, start), wall_minute(rules, day, end)
+    if last > first:
+        return first, last
+    return first, min(MINUTES_A_DAY, first + math.ceil((end - start).total_seconds() / 60))

@@ -64,7 +64,10 @@ class CalendarDay(BaseModel):
 class CalendarAppointment(BusinessAppointment):
     date: Date = Field(description="The local day it starts on.")
     start_minute: int
-    end_minute: int = Field(description="On its start's day; 1440 when it runs past midnight.")
+    end_minute: int = Field(
+        description="On its start's day, never before start_minute plus its length (the hour "
+        "repeated when DST ends); 1440 when it runs past midnight."
+    )
     cancel_reason: str | None = None
     rescheduled_from: str | None = None
 
@@ -105,13 +108,24 @@ class MoveSlots(BaseModel):
 def calendar_item(business: Business, booked: BookedRecord) -> CalendarAppointment:
     record, rules = booked.appointment, business.rules
     day = av.local_date(rules, record.starts_at)
+    start_minute, end_minute = cal.wall_span(rules, day, record.starts_at, record.ends_at)
     return CalendarAppointment(
         **appointment_view(business, booked).model_dump(),
         date=day,
-        start_minute=cal.wall_minute(rules, day, record.starts_at),
-        end_minute=cal.wall_minute(rules, day, record.ends_at),
+        start_minute=start_minute,
+        end_minute=end_minute,
         cancel_reason=record.cancel_reason if record.status == "cancelled" else None,
         rescheduled_from=record.rescheduled_from,
+    )
+
+
+def _open_span(rules: av.AvailabilityRules, day: Date, span: av.Interval) -> OpenSpan:
+    start_minute, end_minute = cal.wall_span(rules, day, span.start, span.end)
+    return OpenSpan(
+        start=span.start.astimezone(rules.zone),
+        end=span.end.astimezone(rules.zone),
+        start_minute=start_minute,
+        end_minute=end_minute,
     )
 
 
@@ -120,13 +134,7 @@ def _day(business: Business, day: Date, resources: list[str]) -> CalendarDay:
     for resource in business.resources:
         if resource.id in resources:
             hours[resource.id] = [
-                OpenSpan(
-                    start=span.start.astimezone(rules.zone),
-                    end=span.end.astimezone(rules.zone),
-                    start_minute=cal.wall_minute(rules, day, span.start),
-                    end_minute=cal.wall_minute(rules, day, span.end),
-                )
-                for span in cal.opening_spans(business, resource, day)
+                _open_span(rules, day, span) for span in cal.opening_spans(business, resource, day)
             ]
     return CalendarDay(date=day, hours=hours)
 

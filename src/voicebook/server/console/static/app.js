@@ -100,11 +100,32 @@ export function duration(seconds) {
   return m < 60 ? `${m} min ${s % 60} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
-/** A date and time in the business's zone (the console shows the business's clock). */
+/** A date and time in the business's zone (the console shows the business's clock). A time its
+ * clock shows twice (the hour repeated when DST ends) adds the zone's name, "1:30 AM EST", as the
+ * receptionist says it, so the two are told apart. */
 export function when(iso, options = { dateStyle: "medium", timeStyle: "short" }) {
   if (!iso) return "—";
   const zone = me && me.business ? me.business.timezone : undefined;
-  return new Intl.DateTimeFormat(undefined, { ...options, timeZone: zone }).format(new Date(iso));
+  const instant = new Date(iso);
+  const text = new Intl.DateTimeFormat(undefined, { ...options, timeZone: zone }).format(instant);
+  const showsTime = "timeStyle" in options || "hour" in options;
+  return showsTime && repeated(instant, zone) ? `${text} ${zoneName(instant, zone)}` : text;
+}
+
+const WALL_CLOCK = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
+const MINUTE_MS = 60 * 1000;
+
+/** Whether another instant within an hour shows the same wall-clock time in `zone` (DST shifts
+ * are an hour, or half an hour in a few zones). */
+function repeated(instant, zone) {
+  const clock = new Intl.DateTimeFormat("en-US", { ...WALL_CLOCK, timeZone: zone });
+  const shown = clock.format(instant);
+  return [-60, -30, 30, 60].some((minutes) => clock.format(new Date(instant.getTime() + minutes * MINUTE_MS)) === shown);
+}
+
+function zoneName(instant, zone) {
+  const parts = new Intl.DateTimeFormat(undefined, { timeZone: zone, timeZoneName: "short" }).formatToParts(instant);
+  return (parts.find((part) => part.type === "timeZoneName") || { value: "" }).value;
 }
 
 export function businessZone() {

@@ -6,6 +6,8 @@
 import { el, when } from "./app.js";
 import { TIME, dayName, span, statusText } from "./calendar_days.js";
 
+const MINUTES_A_DAY = 24 * 60;
+
 /** Lanes for the appointments of one column that overlap each other (a cancelled one beside the
  * booking that took its time): each item gets its lane and the number of lanes of its cluster. */
 function lanes(items) {
@@ -28,6 +30,10 @@ function lanes(items) {
   }
   close();
   return placed;
+}
+
+function openText(open) {
+  return open.start_minute === 0 && open.end_minute === MINUTES_A_DAY ? "Open all day" : span(open.start, open.end);
 }
 
 function setVars(node, vars) {
@@ -75,7 +81,7 @@ function section(data, view, { day, resource }, first, dayStart, onOpen) {
   const title = view === "week"
     ? [el("span", { class: "cal-day" }, `${dayName(day.date, { weekday: "short", month: "short", day: "numeric" })} `), resource.name]
     : [resource.name];
-  const hoursText = open.length ? open.map((o) => span(o.start, o.end)).join(", ") : "Closed";
+  const hoursText = open.length ? open.map(openText).join(", ") : "Closed";
   const lane = el("div", { class: "cal-lane" });
   for (const o of open) {
     lane.append(setVars(el("div", { class: "cal-open", "aria-hidden": "true" }), { top: o.start_minute - first, len: o.end_minute - o.start_minute }));
