@@ -58,10 +58,10 @@ export function drawGrid(data, view, onOpen) {
     hours.append(setVars(el("span", { class: "cal-hour" }, label), { top: minute - first }));
   }
   // The week groups each day's columns under one day heading (for the eye: every column's own
-  // heading names its day for a screen reader).
+  // heading names its day for a screen reader); its text stays in sight while its day is.
   const dayHeads = view === "week"
     ? [el("div", { class: "cal-corner", "aria-hidden": "true" }), ...data.days.map((day) => setVars(
-      el("div", { class: `cal-dayhead${day.date === data.today ? " today" : ""}`, "aria-hidden": "true" }, dayName(day.date, { weekday: "short", month: "short", day: "numeric" })),
+      el("div", { class: `cal-dayhead${day.date === data.today ? " today" : ""}`, "aria-hidden": "true" }, el("span", {}, dayName(day.date, { weekday: "short", month: "short", day: "numeric" }))),
       { r: shown.length },
     ))]
     : [];
