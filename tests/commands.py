@@ -32,11 +32,13 @@ class Outcome:
 Invoke = Callable[..., Outcome]
 
 
-def voicebook(*args: str, cwd: Path, **env: str) -> Outcome:
+def voicebook(*args: str, cwd: Path, stdin: str | None = None, **env: str) -> Outcome:
     """`python -m voicebook ARGS` as a fresh process in `cwd`, seeing only `env` of voicebook's
-    variables (so the `.env` there, if any, is what it reads)."""
+    variables (so the `.env` there, if any, is what it reads), with `stdin` piped in when
+    given."""
     result = subprocess.run(
         [sys.executable, "-m", "voicebook", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,

@@ -15,7 +15,7 @@ import pytest
 
 from servers import Server, running_server
 from voicebook.config import Settings
-from voicebook.server.console.auth import CSRF_HEADER, cookie_valid, issue_cookie
+from voicebook.server.console.auth import CSRF_HEADER, CookieClaim, issue_cookie, read_cookie
 
 PASSWORD = "correct horse battery staple"
 SERVICE_KEY = "service-key-for-console-tests"
@@ -114,14 +114,23 @@ def test_a_write_without_the_pages_token_or_from_elsewhere_is_refused(
 
 def test_a_forged_or_expired_cookie_is_not_a_sign_in(server: Server) -> None:
     settings = Settings(console_password=PASSWORD)
-    value, lifetime = issue_cookie(settings, now=1_000_000)
-    assert cookie_valid(settings, value, now=1_000_000 + lifetime - 1)
-    assert not cookie_valid(settings, value, now=1_000_000 + lifetime + 1)
-    assert not cookie_valid(Settings(console_password="another password"), value, now=1_000_000)
+    value, lifetime = issue_cookie(settings, "password", now=1_000_000)
+    assert read_cookie(settings, value, now=1_000_000 + lifetime - 1) == CookieClaim("password")
+    assert read_cookie(settings, value, now=1_000_000 + lifetime + 1) is None
+    assert read_cookie(Settings(console_password="another password"), value, now=1_000_000) is None
     body, _, signature = value.rpartition(".")
     far_future = body.split(".")
     far_future[1] = str(10**12)
     forged = ".".join(far_future) + "." + signature
+    assert read_cookie(settings, forged, now=1_000_000) is None
+    # An account's cookie names its account last; another name under its signature is no sign-in.
+    mine, _ = issue_cookie(settings, "account", ("maria", "$argon2id$hash"), now=1_000_000)
+    claim = read_cookie(settings, mine, now=1_000_000)
+    assert claim is not None and (claim.via, claim.account) == ("account", "maria")
+    body, _, signature = mine.rpartition(".")
+    assert read_cookie(settings, f"{body[: -len('maria')]}admin.{signature}", now=1_000_000) is None
+    promoted = body.replace(".account.", ".service_key.", 1)
+    assert read_cookie(settings, f"{promoted}.{signature}", now=1_000_000) is None
     client = httpx.Client(base_url=server.url, cookies={"voicebook_console": forged}, timeout=10)
     assert client.get("/console/api/me").json()["signed_in"] is False
 

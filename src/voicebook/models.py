@@ -660,6 +660,12 @@ class BusinessAppointment(Appointment):
         "tools, 'operator' from the console; null for changes made before this was recorded. "
         "Other values may come: show them as they are.",
     )
+    changed_by_operator: str | None = Field(
+        default=None,
+        description="The console account that made the change when changed_by is 'operator' and "
+        "the operator signed in with their own name; null for the service key or the shared "
+        "console password.",
+    )
 
 
 class BusinessAppointmentsResponse(WireModel):

@@ -28,6 +28,11 @@ LazyGroup.commands_to_load = {
         "voicebook.cli.db:app",
         "Database schema: apply migrations, show their state, print the schema; retention.",
     ),
+    "operators": Lazy(
+        "voicebook.cli.operators:app",
+        "Console accounts, one per person: add one, set its password, remove it, list them "
+        "(each change from the console names its account).",
+    ),
     "slots": Lazy("voicebook.cli.slots:slots", "List free appointment slots."),
     "serve": Lazy(
         "voicebook.cli.serve:serve",

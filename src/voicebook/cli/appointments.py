@@ -69,8 +69,11 @@ def _table(items: list[BusinessAppointment]) -> Table:
 
 
 def _status(item: BusinessAppointment) -> str:
-    """The status, and "by the business" when the operator made it so from the console."""
-    return f"{item.status} by the business" if item.changed_by == "operator" else item.status
+    """The status, and "by the business" (or by the operator's account) when an operator made
+    it so from the console."""
+    if item.changed_by != "operator":
+        return item.status
+    return f"{item.status} by {item.changed_by_operator or 'the business'}"
 
 
 def _stacked(items: list[BusinessAppointment]) -> None:

@@ -9,13 +9,14 @@ refuses an overlapping blocked span under any concurrency, and a refused move ro
 transaction back, so the original stays exactly as it was.
 
 How an operator's change is recorded: on the appointment rows only, never on a caller's
-session, each row it touches saying `changed_by = 'operator'` (a caller's say 'caller'). A
+session, each row it touches saying `changed_by = 'operator'` (a caller's say 'caller') and, when
+a named console account made it, `changed_by_operator` naming the account. A
 cancel sets the row's status, `cancel_reason` (the operator's, or none) and `cancelled_at`; a
 move marks the old row `rescheduled` and inserts the new one with `rescheduled_from` naming it.
 The new row keeps the old one's session and caller, so the booking stays theirs (a caller who
 may change what their session booked may change it still). No event is appended to any session:
-the caller's session sees nothing new. The change is logged with the appointment ids only (no
-phone, no free text).
+the caller's session sees nothing new. The change is logged with the appointment ids and the
+account only (no phone, no free text).
 """
 
 from __future__ import annotations
@@ -84,25 +85,35 @@ class OperatorActions(ToolHandlers):
     def _service_of(self, record: AppointmentRecord) -> Service:
         return self.business.service(record.service)
 
-    async def operator_cancel(self, appointment_id: str, reason: str | None) -> BookedRecord:
-        """Cancel the appointment (soft: kept in history, its time freed)."""
+    async def operator_cancel(
+        self, appointment_id: str, reason: str | None, operator: str | None = None
+    ) -> BookedRecord:
+        """Cancel the appointment (soft: kept in history, its time freed); `operator` is the
+        console account doing it, if any."""
         now = self.clock()
         async for attempt in retrying():
             async with attempt, self.store.transaction() as tx:
                 record = await self._changeable(tx, appointment_id, now, WHOSE)
-                await tx.set_appointment_status(record.id, "cancelled", now, reason, "operator")
+                await tx.set_appointment_status(
+                    record.id, "cancelled", now, reason, "operator", operator
+                )
                 record.status, record.updated_at, record.changed_by = "cancelled", now, "operator"
                 record.cancelled_at, record.cancel_reason = now, reason
+                record.changed_by_operator = operator
                 booked = await self._booked(tx, record)
-        log.info("console: cancelled appointment %s", record.id)
+        log.info("console: %s cancelled appointment %s", operator or "the business", record.id)
         return booked
 
     async def operator_reschedule(
-        self, appointment_id: str, start: datetime, resource: str | None
+        self,
+        appointment_id: str,
+        start: datetime,
+        resource: str | None,
+        operator: str | None = None,
     ) -> OperatorMove:
         """Move the appointment to `start` (a time without offset is business-zone wall time),
         with `resource` (a staff member giving its service) or else the same person when free
-        then, otherwise anyone who gives it."""
+        then, otherwise anyone who gives it; `operator` is the console account doing it."""
         now = self.clock()
         instant = self._instant(start)
         async for attempt in retrying():
@@ -112,11 +123,14 @@ class OperatorActions(ToolHandlers):
                 staff = self.business.staff_for(service, resource)
                 if resource is None:
                     staff = self._same_first(staff, old.resource)
+                target = (instant, service, staff)
                 new = await self._move(
-                    tx, old, now, (instant, service, staff), old.session_id, by="operator"
+                    tx, old, now, target, old.session_id, by="operator", operator=operator
                 )
                 moved = OperatorMove(await self._booked(tx, new), await self._booked(tx, old))
-        log.info("console: moved appointment %s to %s", old.id, new.id)
+        log.info(
+            "console: %s moved appointment %s to %s", operator or "the business", old.id, new.id
+        )
         return moved
 
     async def operator_slots(

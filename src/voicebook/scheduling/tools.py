@@ -252,10 +252,11 @@ class ToolHandlers:
         notes: str | None,
         rescheduled_from: str | None = None,
         by: Literal["caller", "operator"] = "caller",
+        operator: str | None = None,
     ) -> AppointmentRecord:
         """Find the offer for `target`, insert the caller's appointment with its holds, and turn
         any refusal (taken now, or refused by the database under a race) into `slot_taken`
-        with the next free times."""
+        with the next free times. `operator`: the console account making it, if any."""
         start, service, staff = target
         finder = SlotFinder(self.business, tx, now)
         offer = await finder.offer_at(service, staff, start)
@@ -278,6 +279,7 @@ class ToolHandlers:
             service=offer.service.id,
             room=offer.room.id if offer.room else None,
             changed_by=by,
+            changed_by_operator=operator,
         )
         try:
             await tx.insert_appointment(record, offer.blocked)
@@ -351,20 +353,23 @@ class ToolHandlers:
         target: tuple[datetime, Service, list[Resource]],
         session_id: str | None,
         by: Literal["caller", "operator"] = "caller",
+        operator: str | None = None,
     ) -> AppointmentRecord:
         """Move `old` (changeable, locked) to `target` in this transaction, `by` the caller or
-        the operator: the new appointment links back to it. The old time is freed first so a
+        the operator (`operator`: the console account, if any): the new appointment links back
+        to it. The old time is freed first so a
         move into an overlapping slot is allowed; if the new one is refused, the whole
         transaction rolls back and the original stays exactly as it was."""
         start, _, staff = target
         if start == old.starts_at and old.resource in {p.id for p in staff[:1]}:
             raise InvalidInput(f"That appointment is already on {av.label(self.rules, start)}.")
-        await tx.set_appointment_status(old.id, "rescheduled", now, "rescheduled", by)
+        await tx.set_appointment_status(old.id, "rescheduled", now, "rescheduled", by, operator)
         new = await self._book(
             tx, session_id, old.user_id, now, target, name=old.name, notes=old.notes,
-            rescheduled_from=old.id, by=by,
+            rescheduled_from=old.id, by=by, operator=operator,
         )  # fmt: skip
         old.status, old.updated_at, old.changed_by = "rescheduled", now, by
+        old.changed_by_operator = operator
         old.cancelled_at, old.cancel_reason = now, "rescheduled"
         return new
 

@@ -85,6 +85,7 @@ def appointment_view(business: Business, booked: BookedRecord) -> BusinessAppoin
         phone_masked=mask_phone(booked.phone),
         created_at=record.created_at,
         changed_by=record.changed_by,
+        changed_by_operator=record.changed_by_operator,
     )
 
 

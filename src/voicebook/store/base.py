@@ -82,6 +82,19 @@ class AppointmentRecord:
     changed_by: Literal["caller", "operator"] | None = None
     """Who made it what it is: booked, cancelled or moved by the caller or by the business's
     operator (None: before migration 0010)."""
+    changed_by_operator: str | None = None
+    """The operator's account when one made the change (None: the service key or the shared
+    console password, a caller, or before migration 0011)."""
+
+
+@dataclass
+class OperatorRecord:
+    """A named console account: its sign-in name and the Argon2id hash of its password."""
+
+    name: str
+    password_hash: str
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass
@@ -221,6 +234,7 @@ class StoreTransaction(Protocol):
         now: datetime,
         reason: str | None = None,
         by: Literal["caller", "operator"] = "caller",
+        operator: str | None = None,
     ) -> None: ...
     async def complete_idempotency(
         self, scope: str, key: str, outcome: str, body: dict[str, Any]
@@ -233,6 +247,21 @@ class StoreTransaction(Protocol):
     async def update_code(
         self, code_id: str, attempts: int, verified_at: datetime | None
     ) -> None: ...
+
+    # --- the console's accounts -----------------------------------------------------------------
+
+    async def get_operator(self, name: str) -> OperatorRecord | None: ...
+    async def any_operator(self) -> bool: ...
+    async def list_operators(self) -> list[OperatorRecord]: ...
+    async def insert_operator(self, record: OperatorRecord) -> bool:
+        """False when an account of that name exists (it is left as it was)."""
+        ...
+
+    async def set_operator_password(self, name: str, password_hash: str, now: datetime) -> bool:
+        """False when there is no account of that name."""
+        ...
+
+    async def delete_operator(self, name: str) -> bool: ...
 
     # --- the console's calls --------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from voicebook.store.base import (
     CodeRecord,
     EventRecord,
     IdempotencyRecord,
+    OperatorRecord,
     OverlapError,
     SessionListing,
     SessionRecord,
@@ -552,6 +553,7 @@ class SqlTransaction(AggregateQueries):
         now: datetime,
         reason: str | None = None,
         by: Literal["caller", "operator"] = "caller",
+        operator: str | None = None,
     ) -> None:
         """Change the status; the holds follow it (only a confirmed appointment blocks time).
         Sent at once, not deferred: a move inserts the new hold right after freeing the old."""
@@ -559,12 +561,13 @@ class SqlTransaction(AggregateQueries):
             self.take_deferred(
                 self._statement(
                     "UPDATE appointments SET status = :status, updated_at = :now,"
-                    " cancelled_at = :now, cancel_reason = :reason, changed_by = :by"
-                    " WHERE id = :id",
+                    " cancelled_at = :now, cancel_reason = :reason, changed_by = :by,"
+                    " changed_by_operator = :operator WHERE id = :id",
                     status=status,
                     now=now,
                     reason=reason,
                     by=by,
+                    operator=operator,
                     id=appointment_id,
                 ),
                 self._statement(
@@ -607,6 +610,40 @@ class SqlTransaction(AggregateQueries):
             now=now,
             id=user_id,
         )
+
+    # --- the console's accounts -----------------------------------------------------------------
+
+    async def get_operator(self, name: str) -> OperatorRecord | None:
+        row = await self._one("SELECT * FROM operators WHERE name = :name", name=name)
+        return _row(OperatorRecord, self._dialect, row) if row else None
+
+    async def any_operator(self) -> bool:
+        return await self._one("SELECT name FROM operators LIMIT 1") is not None
+
+    async def list_operators(self) -> list[OperatorRecord]:
+        rows = await self._fetch("SELECT * FROM operators ORDER BY name")
+        return [_row(OperatorRecord, self._dialect, row) for row in rows]
+
+    async def insert_operator(self, record: OperatorRecord) -> bool:
+        values = {f.name: getattr(record, f.name) for f in fields(OperatorRecord)}
+        inserted = await self._execute(
+            f"INSERT INTO operators ({', '.join(values)})"
+            f" VALUES ({', '.join(':' + name for name in values)}) ON CONFLICT (name) DO NOTHING",
+            **values,
+        )
+        return bool(inserted)
+
+    async def set_operator_password(self, name: str, password_hash: str, now: datetime) -> bool:
+        changed = await self._execute(
+            "UPDATE operators SET password_hash = :hash, updated_at = :now WHERE name = :name",
+            hash=password_hash,
+            now=now,
+            name=name,
+        )
+        return bool(changed)
+
+    async def delete_operator(self, name: str) -> bool:
+        return bool(await self._execute("DELETE FROM operators WHERE name = :name", name=name))
 
     async def insert_code(self, record: CodeRecord) -> None:
         values = {f.name: getattr(record, f.name) for f in fields(CodeRecord)}

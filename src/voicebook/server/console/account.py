@@ -13,16 +13,19 @@ from pydantic import BaseModel, Field
 
 from voicebook import __version__
 from voicebook.models import ErrorBody
+from voicebook.server.console.accounts import account_name, sign_in_check
 from voicebook.server.console.auth import (
+    AccountRequired,
+    WrongAccount,
     WrongPassword,
     clear_session_cookie,
     ensure_csrf_cookie,
     issue_cookie,
     login_required,
-    password_matches,
     require_csrf,
     set_session_cookie,
-    signed_in,
+    signed_in_as,
+    which_secret,
 )
 from voicebook.server.console.tryit import TryItState, try_it_state
 from voicebook.server.dependencies import Ctx
@@ -30,7 +33,7 @@ from voicebook.server.limits import address_key
 
 router = APIRouter(prefix="/console/api", tags=["console"], include_in_schema=False)
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Wrong password."},
+    401: {"model": ErrorBody, "description": "Wrong password, or an account is needed."},
     403: {"model": ErrorBody, "description": "Not from the console's own page."},
     429: {"model": ErrorBody, "description": "Too many sign-in attempts."},
 }
@@ -46,6 +49,8 @@ class ConsoleMe(BaseModel):
 
     signed_in: bool
     login_required: bool
+    account: str | None = None
+    """The operator's own account, when they signed in with one."""
     csrf_token: str
     version: str
     business: BusinessBrief | None = None
@@ -56,17 +61,22 @@ class ConsoleMe(BaseModel):
 
 
 class SignIn(BaseModel):
+    name: str | None = Field(
+        default=None, max_length=100, description="An account's name; blank: a shared secret."
+    )
     password: str = Field(max_length=1000)
 
 
 @router.get("/me", response_model=ConsoleMe)
 async def me(request: Request, response: Response, ctx: Ctx) -> ConsoleMe:
     token = ensure_csrf_cookie(response, request)
-    operator = signed_in(request)
+    who = await signed_in_as(request)
+    operator = who is not None
     business = ctx.service.business
     return ConsoleMe(
         signed_in=operator,
         login_required=login_required(ctx.settings),
+        account=who.account if who is not None else None,
         csrf_token=token,
         version=__version__,
         business=BusinessBrief(name=business.name, timezone=business.rules.zone.key)
@@ -78,16 +88,28 @@ async def me(request: Request, response: Response, ctx: Ctx) -> ConsoleMe:
 
 @router.post("/login", status_code=204, responses=ERRORS, dependencies=[Depends(require_csrf)])
 async def login(body: SignIn, request: Request, ctx: Ctx) -> Response:
-    """Sign in with the console password or the service key; the answer sets the cookie."""
+    """Sign in with an account's name and password, the console password or the service key;
+    the answer sets the cookie."""
     refusal = await ctx.limits.hit(
         "login", address_key(request.client.host if request.client else None)
     )
     if refusal is not None:
         raise refusal.exception()
-    if not password_matches(ctx.settings, body.password):
-        raise WrongPassword()
+    if body.name and body.name.strip():
+        record = await sign_in_check(ctx.store, account_name(body.name), body.password)
+        if record is None:
+            raise WrongAccount()
+        value, max_age = issue_cookie(ctx.settings, "account", (record.name, record.password_hash))
+    else:
+        via = which_secret(ctx.settings, body.password)
+        if via is None:
+            raise WrongPassword()
+        if via == "password":
+            async with ctx.store.transaction(write=False) as tx:
+                if await tx.any_operator():
+                    raise AccountRequired()
+        value, max_age = issue_cookie(ctx.settings, via)
     response = Response(status_code=204)
-    value, max_age = issue_cookie(ctx.settings)
     set_session_cookie(response, request, value, max_age)
     return response
 

@@ -1,11 +1,15 @@
 """Who may use the console: the operator's sign-in cookie and the CSRF guard on its writes.
 
-The console belongs to the business, not to callers. An operator signs in with the console
-password or the service key (`Settings.console_secrets`); the answer is a cookie that is
-HttpOnly (no script can read it), SameSite=Strict (no other site's page sends it) and signed
-with a key derived from those secrets, so every worker and host checks it without shared state
-and changing the password signs everybody out. With no secret configured the console is open,
-as the API is then (`voicebook serve` refuses any host but loopback in that case).
+The console belongs to the business, not to callers. An operator signs in with their own
+account (name and password, `accounts.py`), the console password or the service key
+(`Settings.console_secrets`); once an account exists the console password no longer signs in.
+The answer is a cookie that is HttpOnly (no script can read it), SameSite=Strict (no other
+site's page sends it) and signed with a key derived from those secrets, so every worker and host
+checks it without shared state and changing the password signs everybody out. It says how its
+holder signed in; an account's also names the account and carries a stamp of its password hash,
+checked against the database on each request, so a new password or a removed account ends its
+sign-ins at once. With no secret configured the console is open, as the API is then (`voicebook
+serve` refuses any host but loopback in that case).
 
 Every console write also needs the CSRF token: the value of the readable `voicebook_csrf`
 cookie sent back in the `X-CSRF-Token` header (a page of another origin can neither read the
@@ -20,19 +24,43 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request, Response, WebSocket
+from fastapi import Depends, Request, Response
 from starlette.requests import HTTPConnection
 
 from voicebook.config import Settings
 from voicebook.scheduling.errors import DomainError
+from voicebook.server.console.accounts import stamp
 
 SESSION_COOKIE = "voicebook_console"
 CSRF_COOKIE = "voicebook_csrf"
 CSRF_HEADER = "X-CSRF-Token"
-_VERSION = "v1"
+_VERSION = "v2"
+
+Via = Literal["open", "service_key", "password", "account"]
+_VIAS: tuple[Via, ...] = ("service_key", "password", "account")
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Who a console request comes from: how they signed in, and their account if they used
+    one (`account` names what they change; the others change things as the business)."""
+
+    via: Via
+    account: str | None = None
+
+
+@dataclass(frozen=True)
+class CookieClaim:
+    """What a genuine, unexpired sign-in cookie says (an account's still to be checked against
+    the database: `SignedIn` is only given once it is)."""
+
+    via: Via
+    account: str | None = None
+    stamp: str | None = None
 
 
 class SignInRequired(DomainError):
@@ -46,6 +74,24 @@ class WrongPassword(DomainError):
     status = 401
     default_message = (
         "That password is not right: use VOICEBOOK_CONSOLE_PASSWORD or the service key."
+    )
+
+
+class WrongAccount(DomainError):
+    code = "wrong_password"
+    status = 401
+    default_message = (
+        "That name and password do not match an account of this console; check both, or ask "
+        "whoever runs voicebook to set a new password (`voicebook operators password`)."
+    )
+
+
+class AccountRequired(DomainError):
+    code = "account_required"
+    status = 401
+    default_message = (
+        "This console has operator accounts: sign in with your own name and password (the "
+        "shared console password no longer signs in)."
     )
 
 
@@ -71,48 +117,90 @@ def _sign(key: bytes, message: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def password_matches(settings: Settings, given: str) -> bool:
-    """Whether `given` is one of the console's secrets, each compared in constant time."""
+def which_secret(settings: Settings, given: str) -> Via | None:
+    """Which of the console's secrets `given` is ("service_key" or "password"), each compared in
+    constant time; None for neither."""
     candidate = given.strip().encode()
-    matches = [hmac.compare_digest(candidate, s.encode()) for s in settings.console_secrets()]
-    return any(matches)
+    key, password = settings.service_key(), _console_password(settings)
+    key_matches = key is not None and hmac.compare_digest(candidate, key.encode())
+    password_matches = password is not None and hmac.compare_digest(candidate, password.encode())
+    if key_matches:
+        return "service_key"
+    return "password" if password_matches else None
 
 
-def issue_cookie(settings: Settings, now: float | None = None) -> tuple[str, int]:
-    """A new sign-in cookie value and its lifetime in seconds."""
+def _console_password(settings: Settings) -> str | None:
+    value = settings.console_password
+    return (value.get_secret_value().strip() if value is not None else "") or None
+
+
+def issue_cookie(
+    settings: Settings,
+    via: Via,
+    account: tuple[str, str] | None = None,
+    now: float | None = None,
+) -> tuple[str, int]:
+    """A new sign-in cookie value and its lifetime in seconds; `account` is (name, password
+    hash) for a sign-in to an account."""
     key = _signing_key(settings)
     if key is None:
         raise SignInRequired("The console has no password to sign in with.")
     lifetime = int(settings.console_session_hours * 3600)
     expires = int(now if now is not None else time.time()) + lifetime
-    body = f"{_VERSION}.{expires}.{secrets.token_urlsafe(12)}"
+    name, hashed = account if account is not None else ("-", None)
+    body = ".".join(
+        (_VERSION, str(expires), secrets.token_urlsafe(12), via, stamp(hashed) if hashed else "-")
+    )
+    body = f"{body}.{name}"  # last: an account's name may hold dots
     return f"{body}.{_sign(key, body)}", lifetime
 
 
-def cookie_valid(settings: Settings, value: str | None, now: float | None = None) -> bool:
-    """Whether `value` is a sign-in cookie this deployment issued and that has not expired."""
+def read_cookie(
+    settings: Settings, value: str | None, now: float | None = None
+) -> CookieClaim | None:
+    """What `value` says when it is a sign-in cookie this deployment issued and it has not
+    expired; None otherwise."""
     key = _signing_key(settings)
     if key is None or not value:
-        return False
+        return None
     body, _, signature = value.rpartition(".")
-    parts = body.split(".")
-    if len(parts) != 3 or parts[0] != _VERSION or not parts[1].isdigit():
-        return False
     if not hmac.compare_digest(signature.encode(), _sign(key, body).encode()):
-        return False
-    return int(parts[1]) > (now if now is not None else time.time())
+        return None
+    parts = body.split(".", 5)
+    if len(parts) != 6 or parts[0] != _VERSION or not parts[1].isdigit():
+        return None
+    _, expires, _, via, account_stamp, name = parts
+    if int(expires) <= (now if now is not None else time.time()) or via not in _VIAS:
+        return None
+    if via == "account":
+        return CookieClaim("account", name, account_stamp)
+    return CookieClaim(via)  # type: ignore[arg-type]
 
 
 def login_required(settings: Settings) -> bool:
     return _signing_key(settings) is not None
 
 
-def signed_in(connection: HTTPConnection) -> bool:
-    """Whether this request or WebSocket comes from a signed-in operator (or needs no sign-in)."""
-    settings: Settings = connection.app.state.ctx.settings
+async def signed_in_as(connection: HTTPConnection) -> SignedIn | None:
+    """Who this request or WebSocket comes from (None: nobody signed in). An account's cookie
+    holds while its account exists with the password it signed in with; the console password's
+    while no account exists."""
+    ctx = connection.app.state.ctx
+    settings: Settings = ctx.settings
     if not login_required(settings):
-        return True
-    return cookie_valid(settings, connection.cookies.get(SESSION_COOKIE))
+        return SignedIn("open")
+    claim = read_cookie(settings, connection.cookies.get(SESSION_COOKIE))
+    if claim is None:
+        return None
+    if claim.via == "service_key":
+        return SignedIn("service_key")
+    async with ctx.store.transaction(write=False) as tx:
+        if claim.via == "password":
+            return None if await tx.any_operator() else SignedIn("password")
+        record = await tx.get_operator(claim.account or "")
+    if record is None or not hmac.compare_digest(stamp(record.password_hash), claim.stamp or ""):
+        return None
+    return SignedIn("account", record.name)
 
 
 def _secure(connection: HTTPConnection) -> bool:
@@ -167,10 +255,12 @@ def same_origin(connection: HTTPConnection) -> bool:
     return urlsplit(origin).netloc.lower() == host.lower()
 
 
-async def require_operator(request: Request) -> None:
+async def require_operator(request: Request) -> SignedIn:
     """A console read: the operator must be signed in (when the console has a password)."""
-    if not signed_in(request):
+    who = await signed_in_as(request)
+    if who is None:
         raise SignInRequired()
+    return who
 
 
 async def require_csrf(request: Request) -> None:
@@ -181,19 +271,14 @@ async def require_csrf(request: Request) -> None:
         raise CsrfRefused()
 
 
-async def operator_websocket_allowed(websocket: WebSocket) -> bool:
-    """A console WebSocket: signed in, and opened by a page of this server (WebSockets have no
-    CORS, so the Origin check is the CSRF guard)."""
-    return signed_in(websocket) and same_origin(websocket)
-
-
-async def require_operator_write(request: Request) -> None:
+async def require_operator_write(request: Request) -> SignedIn:
     """A console write: signed in, and from the console's own page (`require_csrf`)."""
-    await require_operator(request)
+    who = await require_operator(request)
     await require_csrf(request)
+    return who
 
 
-Operator = Annotated[None, Depends(require_operator)]
-"""A console read's guard, as a parameter type (`_: Operator`) or a router dependency."""
-OperatorWrite = Annotated[None, Depends(require_operator_write)]
-"""A console write's guard."""
+Operator = Annotated[SignedIn, Depends(require_operator)]
+"""A console read's guard, as a parameter (`who: Operator`) or a router dependency."""
+OperatorWrite = Annotated[SignedIn, Depends(require_operator_write)]
+"""A console write's guard; `who.account` names the account making the change, if any."""

@@ -200,20 +200,22 @@ AppointmentId = Annotated[str, Path(pattern=APPOINTMENT_ID)]
 
 @router.post("/appointments/{appointment_id}/cancel", response_model=ChangeResponse)
 async def cancel(
-    _: OperatorWrite, ctx: Ctx, appointment_id: AppointmentId, body: CancelBody | None = None
+    who: OperatorWrite, ctx: Ctx, appointment_id: AppointmentId, body: CancelBody | None = None
 ) -> ChangeResponse:
     """Cancel it, as the tool does (not a started, cancelled or moved one)."""
     reason = body.reason if body is not None and body.reason else None
-    booked = await ctx.service.operator_cancel(appointment_id, reason)
+    booked = await ctx.service.operator_cancel(appointment_id, reason, who.account)
     return ChangeResponse(appointment=calendar_item(ctx.service.business, booked))
 
 
 @router.post("/appointments/{appointment_id}/reschedule", response_model=ChangeResponse)
 async def reschedule(
-    _: OperatorWrite, ctx: Ctx, appointment_id: AppointmentId, body: RescheduleBody
+    who: OperatorWrite, ctx: Ctx, appointment_id: AppointmentId, body: RescheduleBody
 ) -> ChangeResponse:
     """Move it to a free slot of its service, as the tool does; a refused move changes nothing."""
-    moved = await ctx.service.operator_reschedule(appointment_id, body.start, body.resource)
+    moved = await ctx.service.operator_reschedule(
+        appointment_id, body.start, body.resource, who.account
+    )
     business = ctx.service.business
     return ChangeResponse(
         appointment=calendar_item(business, moved.appointment),

@@ -33,12 +33,7 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect
 
-from voicebook.server.console.auth import (
-    CsrfRefused,
-    SignInRequired,
-    operator_websocket_allowed,
-    signed_in,
-)
+from voicebook.server.console.auth import CsrfRefused, SignInRequired, same_origin, signed_in_as
 from voicebook.server.console.conversation import (
     Conversation,
     ConversationFailed,
@@ -159,10 +154,9 @@ def read_line(message: dict[str, Any]) -> str | dict[str, str] | None:
     return text.strip()
 
 
-async def _refuse(websocket: WebSocket) -> None:
+async def _refuse(websocket: WebSocket, error: CsrfRefused | SignInRequired) -> None:
     """Refuse the handshake with the console's JSON error where the server can answer one
     (uvicorn can), else a close with 1008."""
-    error = CsrfRefused() if signed_in(websocket) else SignInRequired()
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(domain_error_response(error))
     else:
@@ -171,8 +165,13 @@ async def _refuse(websocket: WebSocket) -> None:
 
 @router.websocket("/try")
 async def try_it(websocket: WebSocket) -> None:
-    if not await operator_websocket_allowed(websocket):
-        await _refuse(websocket)
+    # Signed in, and opened by a page of this server (WebSockets have no CORS, so the Origin
+    # check is the CSRF guard).
+    if await signed_in_as(websocket) is None:
+        await _refuse(websocket, SignInRequired())
+        return
+    if not same_origin(websocket):
+        await _refuse(websocket, CsrfRefused())
         return
     ctx: ServerContext = websocket.app.state.ctx
     await websocket.accept()

@@ -174,8 +174,9 @@ function showSignIn() {
   document.getElementById("view").hidden = true;
   document.getElementById("tabs").hidden = true;
   document.getElementById("sign-out").hidden = true;
+  document.getElementById("account-name").textContent = "";
   document.getElementById("sign-in").hidden = false;
-  document.getElementById("password").focus();
+  document.getElementById(document.getElementById("account").value ? "password" : "account").focus();
 }
 
 async function start() {
@@ -189,6 +190,7 @@ async function start() {
   document.getElementById("view").hidden = false;
   document.getElementById("tabs").hidden = false;
   document.getElementById("sign-out").hidden = !me.login_required;
+  document.getElementById("account-name").textContent = me.account ? `Signed in as ${me.account}` : "";
   const name = me.business && me.business.name;
   document.getElementById("business-name").textContent = name ? `· ${name}` : "";
   await show();
@@ -197,10 +199,11 @@ async function start() {
 document.getElementById("sign-in-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const field = document.getElementById("password");
+  const account = document.getElementById("account");
   const message = document.getElementById("sign-in-error");
   message.textContent = "";
   try {
-    await api("/console/api/login", { method: "POST", body: { password: field.value } });
+    await api("/console/api/login", { method: "POST", body: { name: account.value.trim() || null, password: field.value } });
     field.value = "";
     await start();
   } catch (error) {

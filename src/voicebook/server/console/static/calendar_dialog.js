@@ -10,8 +10,14 @@ function fact(term, value) {
   return value ? [el("dt", {}, term), el("dd", {}, value)] : [];
 }
 
-/** Who made an appointment what it is (`changed_by`); an unknown value is shown as it is. */
+/** Who made an appointment what it is (`changed_by`, and the operator's account when they used
+ * one); an unknown value is shown as it is. */
 const BY = { caller: "the caller", operator: "the business (console)" };
+
+function byWhom(item) {
+  if (item.changed_by === "operator" && item.changed_by_operator) return `${item.changed_by_operator} (console)`;
+  return BY[item.changed_by] || item.changed_by;
+}
 
 function byTerm(item) {
   if (item.status === "cancelled") return "Cancelled by";
@@ -45,7 +51,7 @@ export function openDetails(dialog, item, data, done) {
       fact("Room", item.room_name || item.room),
       fact("Caller", `${item.name ? `${item.name}, ` : ""}${item.phone_masked}`),
       fact("Status", status ? `${status[0].toUpperCase()}${status.slice(1)}${item.cancel_reason ? ` (${item.cancel_reason})` : ""}` : "Confirmed"),
-      fact(byTerm(item), BY[item.changed_by] || item.changed_by),
+      fact(byTerm(item), byWhom(item)),
       fact("Notes", item.notes),
       fact("Moved from", item.rescheduled_from ? (earlier ? earlier.label : "an earlier booking") : ""),
       fact("Moved to", later ? later.label : ""),
