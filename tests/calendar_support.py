@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -114,6 +117,33 @@ def operator(url: str) -> httpx.Client:
     signed = client.post("/console/api/login", json={"password": PASSWORD})
     assert signed.status_code == 204, signed.text
     return client
+
+
+def calendar(http: httpx.Client, **params: Any) -> dict[str, Any]:
+    """The calendar API's answer for `params`, as the signed-in page `http` gets it."""
+    answer = http.get("/console/api/calendar", params=params)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def refused(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The error of a refused request, which must have `status`, `code` and a sentence."""
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code and error["message"]
+    return error
+
+
+def at_once(*actions: Callable[[], httpx.Response]) -> list[httpx.Response]:
+    """The answers of `actions` sent together, each from its own thread, released at once."""
+    gate = threading.Barrier(len(actions))
+
+    def run(action: Callable[[], httpx.Response]) -> httpx.Response:
+        gate.wait()
+        return action()
+
+    with ThreadPoolExecutor(len(actions)) as pool:
+        return list(pool.map(run, actions))
 
 
 def local(day: date, hhmm: str) -> str:

@@ -6,9 +6,7 @@ nothing of it."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -23,11 +21,14 @@ from calendar_support import (
     ZONE,
     Clinic,
     ahead,
+    at_once,
     book,
+    calendar,
     clinic,
     local,
     next_dst_change,
     operator,
+    refused,
     seed_many,
     seed_past,
 )
@@ -51,23 +52,10 @@ def http(site: Clinic) -> Iterator[httpx.Client]:
     client.close()
 
 
-def calendar(http: httpx.Client, **params: Any) -> dict[str, Any]:
-    answer = http.get("/console/api/calendar", params=params)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
 def appointment(http: httpx.Client, appointment_id: str, day: str) -> dict[str, Any]:
     """The appointment as the calendar of its local day shows it."""
     items = calendar(http, date=day)["appointments"]
     return next(a for a in items if a["id"] == appointment_id)
-
-
-def refused(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    error = answer.json()["error"]
-    assert error["code"] == code and error["message"]
-    return error
 
 
 def cancel(http: httpx.Client, appointment_id: str, **body: Any) -> httpx.Response:
@@ -77,18 +65,6 @@ def cancel(http: httpx.Client, appointment_id: str, **body: Any) -> httpx.Respon
 def move(http: httpx.Client, appointment_id: str, start: str, **body: Any) -> httpx.Response:
     path = f"/console/api/appointments/{appointment_id}/reschedule"
     return http.post(path, json={"start": start, **body})
-
-
-def at_once(*actions: Callable[[], httpx.Response]) -> list[httpx.Response]:
-    """The answers of `actions` sent together, each from its own thread, released at once."""
-    gate = threading.Barrier(len(actions))
-
-    def run(action: Callable[[], httpx.Response]) -> httpx.Response:
-        gate.wait()
-        return action()
-
-    with ThreadPoolExecutor(len(actions)) as pool:
-        return list(pool.map(run, actions))
 
 
 def events(site: Clinic, session: str) -> list[dict[str, Any]]:

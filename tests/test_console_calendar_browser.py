@@ -254,3 +254,40 @@ def test_the_repeated_hour_when_dst_ends_names_its_zone(
         expect(dialog.get_by_label("1:00 AM EST", exact=True)).to_be_visible()
         expect(dialog.get_by_label("3:00 AM", exact=True)).to_be_visible()
         context.close()
+
+
+def test_book_for_a_caller_from_the_toolbar(desk: Page, site: Clinic) -> None:
+    """Book… asks for the number first; a number it cannot read is said and books nothing; a
+    free time of the chosen service books it, and it shows in its column."""
+    day = ahead(9)
+    iso = day.isoformat()
+    open_calendar(desk, site, iso)
+    desk.get_by_role("button", name="Book…").click()
+    dialog = desk.get_by_role("dialog")
+    expect(dialog.get_by_role("heading", name="Book an appointment")).to_be_visible()
+    expect(dialog.get_by_label("Caller's phone")).to_be_focused()
+    dialog.get_by_label("Service").select_option("cut")
+    dialog.get_by_label("With").select_option("patel")
+    slot = dialog.get_by_label("11:00 AM", exact=True)
+    expect(slot).to_be_visible()
+    dialog.get_by_label("Caller's phone").fill("12")
+    dialog.get_by_label("Name (optional)").fill("Walk In")
+    slot.check()
+    dialog.get_by_role("button", name="Book appointment").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("phone number")
+    expect(dialog.get_by_label("Caller's phone")).to_have_attribute("aria-invalid", "true")
+    assert not [a for a in stored(desk, site, iso).values() if a["name"] == "Walk In"]
+    dialog.get_by_label("Caller's phone").fill(new_phone())
+    snap(desk, "calendar-book-1280")
+    dialog.get_by_role("button", name="Book appointment").click()
+    expect(dialog).to_be_hidden()
+    block = column(desk, iso, "patel").get_by_role("button", name="Walk In")
+    expect(block).to_be_visible()
+    expect(block).to_contain_text("11:00 AM")
+    expect(block).to_be_focused()
+    (made,) = [a for a in stored(desk, site, iso).values() if a["name"] == "Walk In"]
+    assert (made["resource"], made["start"], made["changed_by"]) == (
+        "patel",
+        local(day, "11:00"),
+        "operator",
+    )

@@ -1,5 +1,6 @@
-"""The operator's own changes from the console: cancel an appointment, move it, and the free
-times it may move to — by the tools' rules (tools.py), without a caller's session.
+"""The operator's own changes from the console: book an appointment for a caller (one who
+phoned or walked in), cancel one, move one, and the free times either may take — by the tools'
+rules (tools.py), without a caller's session.
 
 The rules are the tools' very functions: a cancelled, moved or started appointment cannot be
 changed (`_changeable`, which locks the row so two changes run one after the other); the new
@@ -14,7 +15,11 @@ a named console account made it, `changed_by_operator` naming the account. A
 cancel sets the row's status, `cancel_reason` (the operator's, or none) and `cancelled_at`; a
 move marks the old row `rescheduled` and inserts the new one with `rescheduled_from` naming it.
 The new row keeps the old one's session and caller, so the booking stays theirs (a caller who
-may change what their session booked may change it still). No event is appended to any session:
+may change what their session booked may change it still). A booking the operator makes belongs
+to the caller of that number and to no session: a caller sees it once their number is proved,
+as any appointment under it; the name the operator gives is kept on the appointment, and on the
+caller only when voicebook knew no name for them (a name is never overwritten from outside a
+proved call). No event is appended to any session:
 the caller's session sees nothing new. The change is logged with the appointment ids and the
 account only (no phone, no free text).
 """
@@ -30,7 +35,9 @@ from typing import Any, cast
 from voicebook.models import Slot
 from voicebook.scheduling import availability as av
 from voicebook.scheduling.business import Service
-from voicebook.scheduling.errors import NotFound
+from voicebook.scheduling.errors import InvalidPhone, NotFound
+from voicebook.scheduling.ids import new_user_id
+from voicebook.scheduling.phone import normalize_phone
 from voicebook.scheduling.slots import SlotFinder
 from voicebook.scheduling.tools import ToolHandlers
 from voicebook.store.base import AppointmentRecord, BookedRecord, StoreTransaction
@@ -38,7 +45,12 @@ from voicebook.store.retry import retrying
 
 log = logging.getLogger(__name__)
 SLOTS_A_DAY = 200
-"""At most this many free times of one day are offered to move an appointment to."""
+"""At most this many free times of one day are offered to book or move an appointment to."""
+TYPED_PHONE = (
+    "That is not a phone number voicebook can read: type the caller's number in full, with its "
+    "area code (or + and the country code)."
+)
+"""An operator typed it (a caller hears "could you say it again, digit by digit?")."""
 WHOSE = "This"
 """The refusals speak of "This appointment" to an operator (a caller hears "Your")."""
 
@@ -84,6 +96,54 @@ class OperatorActions(ToolHandlers):
 
     def _service_of(self, record: AppointmentRecord) -> Service:
         return self.business.service(record.service)
+
+    async def operator_book(
+        self,
+        phone: str,
+        service_id: str,
+        start: datetime,
+        resource: str | None,
+        *,
+        name: str | None = None,
+        notes: str | None = None,
+        operator: str | None = None,
+    ) -> BookedRecord:
+        """Book `service_id` at `start` for the caller of `phone` (any way it is written), with
+        `resource` (a staff member giving the service) or anyone free then; SlotTaken with the
+        next free times when it is not free, as the tool answers."""
+        try:
+            number = normalize_phone(phone, self.default_region)
+        except InvalidPhone:
+            raise InvalidPhone(TYPED_PHONE, field="phone") from None
+        service = self.business.service(service_id)
+        staff = self.business.staff_for(service, resource)
+        instant = self._instant(start)
+        now = self.clock()
+        async for attempt in retrying():
+            async with attempt, self.store.transaction() as tx:
+                user, _ = await tx.upsert_user(number, None, now, new_id=new_user_id())
+                if name and not user.name:
+                    await tx.set_user_name(user.id, name, now)
+                record = await self._book(
+                    tx, None, user.id, now, (instant, service, staff), name=name, notes=notes,
+                    by="operator", operator=operator,
+                )  # fmt: skip
+                booked = await self._booked(tx, record)
+        log.info("console: %s booked appointment %s", operator or "the business", record.id)
+        return booked
+
+    async def operator_free(
+        self, service_id: str, on: date, resource: str | None
+    ) -> tuple[Service, list[Slot]]:
+        """The free times of `service_id` on local day `on` (with `resource`, or anyone who
+        gives it), for a booking the operator makes."""
+        service = self.business.service(service_id)
+        staff = self.business.staff_for(service, resource)
+        async with self.store.transaction(write=False) as tx:
+            offers = await SlotFinder(self.business, tx, self.clock()).find(
+                service, staff, SLOTS_A_DAY, on=on
+            )
+        return service, [self._slot(offer) for offer in offers]
 
     async def operator_cancel(
         self, appointment_id: str, reason: str | None, operator: str | None = None

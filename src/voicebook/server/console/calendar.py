@@ -7,7 +7,9 @@ places them at, so DST days come out right), and the appointments starting in th
 status, phones masked, at most `CALENDAR_MAX`. The writes are the scheduling service's operator
 actions (scheduling/operator.py: the tools' rules, recorded on the appointment rows and never on
 a caller's session); `GET /console/api/calendar/slots` offers the free times an appointment may
-move to, so the page only offers times the move will take.
+move to, and `GET /console/api/calendar/free` those a new booking of a service may take, so the
+page only offers times the write will take. `POST /console/api/appointments` books for a caller
+who phoned or walked in.
 """
 
 from __future__ import annotations
@@ -82,6 +84,24 @@ class CalendarResponse(BaseModel):
     days: list[CalendarDay]
     appointments: list[CalendarAppointment]
     truncated: bool
+
+
+class BookBody(Inbound):
+    phone: str = Field(min_length=1, max_length=64, description="The caller's number.")
+    service: str = Field(min_length=1, max_length=100)
+    start: Instant
+    resource: str | None = Field(
+        default=None, max_length=100, description="A staff member; none: anyone free then."
+    )
+    name: str | None = Field(default=None, max_length=200)
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class FreeSlots(BaseModel):
+    service: str
+    date: Date
+    timezone: str
+    slots: list[Slot]
 
 
 class CancelBody(Inbound):
@@ -193,6 +213,35 @@ async def move_slots(
         timezone=service.rules.zone.key,
         slots=slots,
     )
+
+
+@router.get("/calendar/free", response_model=FreeSlots)
+async def free_slots(
+    _: Operator,
+    ctx: Ctx,
+    service: Annotated[str, Query(min_length=1, max_length=100)],
+    date: Annotated[LocalDate, Query()],
+    resource: Annotated[str | None, Query(max_length=100)] = None,
+) -> FreeSlots:
+    """The free times of `service` on `date` (with `resource`, or anyone) a booking may take."""
+    chosen, slots = await ctx.service.operator_free(service, date, resource)
+    return FreeSlots(service=chosen.id, date=date, timezone=ctx.service.rules.zone.key, slots=slots)
+
+
+@router.post("/appointments", response_model=ChangeResponse, status_code=201)
+async def book(who: OperatorWrite, ctx: Ctx, body: BookBody) -> ChangeResponse:
+    """Book for a caller who phoned or walked in, as the tool books (a free slot of the
+    service with a staff member who gives it)."""
+    booked = await ctx.service.operator_book(
+        body.phone,
+        body.service,
+        body.start,
+        body.resource,
+        name=body.name or None,
+        notes=body.notes or None,
+        operator=who.account,
+    )
+    return ChangeResponse(appointment=calendar_item(ctx.service.business, booked))
 
 
 AppointmentId = Annotated[str, Path(pattern=APPOINTMENT_ID)]

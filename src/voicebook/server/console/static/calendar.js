@@ -1,11 +1,12 @@
 // The Calendar tab (`#/calendar?date=YYYY-MM-DD&view=day|week&resource=<id>`): the business's
 // days as a grid of staff members and rooms by the hour (calendar_grid.js), and the operator's
 // cancel and move from an appointment's details (calendar_dialog.js). This module holds the
-// route's state, the toolbar and the loading; below 640 px the grid's columns stack as plain
-// lists (no sideways page scroll).
+// route's state, the toolbar (with "Book…", calendar_book.js) and the loading; below 640 px the
+// grid's columns stack as plain lists (no sideways page scroll).
 
 import { api, el, toast } from "./app.js";
 import { dayName, monday, shift } from "./calendar_days.js";
+import { openBooking } from "./calendar_book.js";
 import { openDetails } from "./calendar_dialog.js";
 import { drawGrid } from "./calendar_grid.js";
 
@@ -93,6 +94,7 @@ export async function render(root, route) {
       el("div", { class: "field" }, el("label", { for: "cal-date" }, "Date"), date),
       el("div", { class: "field" }, el("label", { for: "cal-view" }, "View"), view),
       el("div", { class: "field" }, el("label", { for: "cal-resource" }, "Show"), who),
+      el("button", { type: "button", class: "cal-book-open", onclick: () => openBooking(dialog, data, state.date, done) }, "Book…"),
     );
   }
 
