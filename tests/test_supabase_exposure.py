@@ -28,6 +28,7 @@ from helpers import call, key
 from voicebook.scheduling.availability import AvailabilityRules
 from voicebook.scheduling.errors import DomainError
 from voicebook.scheduling.service import SchedulingService
+from voicebook.server.console.accounts import add_account
 from voicebook.store.migrations import MIGRATIONS_TABLE, load_migrations
 from voicebook.store.postgres import PostgresStore
 
@@ -41,6 +42,9 @@ VOICEBOOK_TABLES = {
     "idempotency_keys",
     "verification_codes",
 }
+LATER_TABLES = {"resource_holds", "operators"}
+"""Tables made after 0004, each enabling row-level security itself (0006, 0011)."""
+ALL_TABLES = VOICEBOOK_TABLES | LATER_TABLES
 PRIVATE_BY_DEFAULT = 4
 """The migration that makes the schema private (0004_private_by_default)."""
 NINE_AM = "2027-03-02T09:00:00-05:00"  # Tuesday, inside opening hours, past minimum notice
@@ -81,6 +85,18 @@ NEW_ROWS: dict[str, dict[str, Any]] = {
         "created_at": NOW,
         "expires_at": NOW,
     },
+    "resource_holds": {
+        "appointment_id": "a-evil",
+        "resource": "default",
+        "blocked_from": NOW,
+        "blocked_until": datetime(2027, 3, 1, 14, 15, tzinfo=timezone.utc),
+    },
+    "operators": {
+        "name": "mallory",
+        "password_hash": "$argon2id$forged",
+        "created_at": NOW,
+        "updated_at": NOW,
+    },
 }
 # A column per table the API role tries to overwrite (UPDATE t SET col = value).
 OVERWRITE: dict[str, tuple[str, Any]] = {
@@ -91,6 +107,8 @@ OVERWRITE: dict[str, tuple[str, Any]] = {
     "session_events": ("type", "evil"),
     "idempotency_keys": ("outcome", "error"),
     "verification_codes": ("attempts", 0),
+    "resource_holds": ("active", False),
+    "operators": ("password_hash", "$argon2id$forged"),
 }
 
 
@@ -245,7 +263,7 @@ def row_counts(url: str) -> dict[str, int]:
             table: conn.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
             ).fetchone()[0]  # type: ignore[index]
-            for table in sorted(VOICEBOOK_TABLES)
+            for table in sorted(ALL_TABLES)
         }
 
 
@@ -258,7 +276,7 @@ def table_snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
                     sql.SQL("SELECT to_jsonb(t)::text FROM {} t").format(sql.Identifier(table))
                 ).fetchall()
             )
-            for table in sorted(VOICEBOOK_TABLES)
+            for table in sorted(ALL_TABLES)
         }
 
 
@@ -349,15 +367,17 @@ async def test_a_role_with_supabase_api_grants_reads_and_changes_nothing(
     roles.grant_everything(empty_pg_url, role)  # and the worst case after it
     appointment_id = await book_through_voicebook(empty_pg_url, rules, clock)
     add_verification_code(empty_pg_url)
+    async with PostgresStore(empty_pg_url) as store:
+        await add_account(store, "maria", "a console password", NOW)
 
     counts = row_counts(empty_pg_url)
-    assert all(counts[table] > 0 for table in VOICEBOOK_TABLES), counts
+    assert all(counts[table] > 0 for table in ALL_TABLES), counts
     before = table_snapshot(empty_pg_url)
 
     with psycopg.connect(empty_pg_url, autocommit=True) as api:
         api.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
         assert api.execute("SELECT current_user").fetchone() == (role,)
-        for table in sorted(VOICEBOOK_TABLES):
+        for table in sorted(ALL_TABLES):
             ident = sql.Identifier(table)
             # The grants are real: only row-level security stands in the way.
             assert api.execute(
