@@ -203,23 +203,31 @@ def test_a_new_password_or_a_removed_account_ends_its_sign_ins(
 
 
 def test_the_cli_refuses_weak_passwords_duplicates_and_asking_without_a_terminal(
-    site: Clinic, maria: str, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
-    weak = operators(site, tmp_path, "add", "bob", "--password-stdin", "--json", stdin="short\n")
+    """`voicebook operators` needs only the database (no server): its refusals, exit codes and
+    `--json` documents, and a listing that shows no password and no hash."""
+
+    def run(*args: str, stdin: str | None = None) -> Outcome:
+        url = f"sqlite:///{tmp_path / 'accounts.db'}"
+        return voicebook("operators", *args, cwd=tmp_path, stdin=stdin, VOICEBOOK_DATABASE_URL=url)
+
+    assert run("add", "maria", "--password-stdin", stdin=MARIA).code == 0
+    weak = run("add", "bob", "--password-stdin", "--json", stdin="short\n")
     assert weak.code == 2 and weak.json()["error"]["code"] == "weak_password"
-    blank = operators(site, tmp_path, "add", "bob", "--password-stdin", stdin=" " * 12 + "\n")
+    blank = run("add", "bob", "--password-stdin", stdin=" " * 12 + "\n")
     assert blank.code == 2  # a blank secret is no secret
-    no_terminal = operators(site, tmp_path, "add", "bob", stdin="")
+    no_terminal = run("add", "bob", stdin="")
     assert no_terminal.code == 2 and "--password-stdin" in no_terminal.text
-    bad_name = operators(site, tmp_path, "add", "-x y", "--password-stdin", stdin=MARIA)
-    assert bad_name.code == 2
-    again = operators(site, tmp_path, "add", "MARIA", "--password-stdin", "--json", stdin=MARIA)
+    assert run("add", "-x y", "--password-stdin", stdin=MARIA).code == 2
+    again = run("add", "MARIA", "--password-stdin", "--json", stdin=MARIA)
     assert again.code == 1 and again.json()["error"]["code"] == "account_exists"
-    listed = operators(site, tmp_path, "list", "--json")
+    listed = run("list", "--json")
     assert listed.code == 0, listed.text
-    names = [a["name"] for a in listed.json()["accounts"]]
-    assert "maria" in names and "bob" not in names
+    assert [a["name"] for a in listed.json()["accounts"]] == ["maria"]
     assert MARIA not in listed.stdout and "argon2" not in listed.stdout
+    # Without a console secret it says accounts cannot sign in yet.
+    assert "no sign-in yet" in run("add", "lee", "--password-stdin", stdin=MARIA).text
 
 
 def test_the_database_holds_an_argon2id_hash_never_the_password(site: Clinic, maria: str) -> None:

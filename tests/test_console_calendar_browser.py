@@ -266,8 +266,9 @@ def test_book_for_a_caller_from_the_toolbar(desk: Page, site: Clinic) -> None:
     dialog = desk.get_by_role("dialog")
     expect(dialog.get_by_role("heading", name="Book an appointment")).to_be_visible()
     expect(dialog.get_by_label("Caller's phone")).to_be_focused()
-    dialog.get_by_label("Service").select_option("cut")
-    dialog.get_by_label("With").select_option("patel")
+    # exact: the free times offered for "Anyone" say "… with Dr. Lee" in their labels
+    dialog.get_by_label("Service", exact=True).select_option("cut")
+    dialog.get_by_label("With", exact=True).select_option("patel")
     slot = dialog.get_by_label("11:00 AM", exact=True)
     expect(slot).to_be_visible()
     dialog.get_by_label("Caller's phone").fill("12")
