@@ -1,6 +1,6 @@
 """Run the voicebook benchmarks and print one table per benchmark.
 
-    python benchmarks/run.py                 # everything (about 3-4.5 minutes)
+    python benchmarks/run.py                 # everything (about 4-5.5 minutes)
     python benchmarks/run.py --quick         # shorter phases, fewer iterations (about 1-1.5 min)
     python benchmarks/run.py --only booking  # one benchmark (or a prefix: --only fetch_slots)
     python benchmarks/run.py --only http --only fanout  # the server benchmarks C and D
@@ -26,6 +26,7 @@ import agent
 import booking
 import cli_cold_start
 import fanout
+import faults
 import fetch_slots
 import http_loopback
 from harness import ADMIN_URL, Unavailable, console
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[bool], Awaitable[None]]]] = {
     "fanout.redis": ("D: one event to 500 WebSockets over 2 processes, Redis", fanout.run),
     "cli.cold_start": ("E: CLI cold start, fresh processes", cli_cold_start.run),
     "agent.text": ("F: the agent: prompt tokens, overhead per turn, first prompt", agent.run),
+    "faults.services": ("G: per fault of Postgres or Redis: answers, failures, events", faults.run),
 }
 
 

@@ -324,6 +324,39 @@ async def test_a_deadlocked_tool_call_runs_again_whole_and_answers_as_if_alone(
         await store.close()
 
 
+async def test_a_tool_call_whose_connection_breaks_under_it_runs_again_and_books_once(
+    pg_url: str, rules: AvailabilityRules, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Postgres ends the connection of a booking in the middle of its transaction (as a restart,
+    a failover or a pooler's recycle does) while Postgres itself answers: the booking runs again
+    on a fresh connection and succeeds, once. Never "briefly unavailable" while Postgres is up."""
+    store = PostgresStore(pg_url)
+    await store.open()
+    try:
+        service = SchedulingService(store, rules, clock=clock)
+        ann = await identified(service, "415 555 0103")
+        killed: list[int] = []
+        begin = SqlTransaction.begin_call
+
+        async def begin_then_lose_the_link(self: SqlTransaction, *args: Any) -> Any:
+            start = await begin(self, *args)
+            if not killed:  # the first try only
+                (row,) = await self._fetch("SELECT pg_backend_pid() AS pid")
+                killed.append(row["pid"])
+                async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+                    await admin.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
+            return start
+
+        monkeypatch.setattr(SqlTransaction, "begin_call", begin_then_lose_the_link)
+        booked = await call(service, "book_appointment", ann, start="2027-03-02T11:00:00-05:00")
+        monkeypatch.undo()
+        assert len(killed) == 1  # it happened, on the first try
+        listed = await call(service, "retrieve_appointments", ann)
+        assert [a.id for a in listed.appointments] == [booked.appointment.id]
+    finally:
+        await store.close()
+
+
 async def test_concurrent_swaps_through_the_server_never_answer_503(
     pg_url: str, tmp_path: Path
 ) -> None:

@@ -13,7 +13,9 @@ It never hangs, whatever Postgres or the network does (DESIGN §5):
   would not stay with us;
 - each whole transaction, waiting for a connection included, runs under a deadline; one that
   misses it is answered `StoreUnavailable` and its connection is closed, never pooled again;
-- a pooled connection is checked before use, so one Postgres dropped is replaced, not used.
+- a pooled connection is checked before use, so one Postgres dropped is replaced, not used;
+- a transaction whose connection breaks under it while Postgres answers (a restart, a pooler's
+  recycle) is `ConnectionLost`, which `retrying()` runs again on a fresh connection.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from voicebook.config import redact_url
 from voicebook.scheduling.errors import StoreUnavailable
 from voicebook.store.base import SchemaOutOfDate
 from voicebook.store.migrations import MIGRATIONS_TABLE, Migration, MigrationState, load_migrations
-from voicebook.store.retry import TransactionConflict
+from voicebook.store.retry import ConnectionLost, TransactionConflict
 from voicebook.store.sql import JSON_COLUMNS, Connection, Dialect, SqlTransaction, Statement
 
 log = logging.getLogger(__name__)
@@ -503,7 +505,10 @@ class PostgresStore:
                     try:
                         yield conn
                         await _commit(conn, commit_with or [])
-                    except BaseException:
+                    except BaseException as exc:
+                        lost = isinstance(exc, psycopg.OperationalError) and conn.broken
+                        if lost and not limit.expired:
+                            raise ConnectionLost() from exc
                         status = conn.info.transaction_status
                         if not limit.expired and status in (
                             TransactionStatus.INTRANS,
@@ -513,7 +518,7 @@ class PostgresStore:
                                 await conn.execute("ROLLBACK", prepare=False)
                         raise
         except StoreUnavailable as exc:
-            if not isinstance(exc, TransactionConflict):
+            if not isinstance(exc, TransactionConflict) or isinstance(exc, ConnectionLost):
                 self._connected = False  # the next call asks why, if the pool has none to give
             raise
         finally:

@@ -1,5 +1,6 @@
 """Re-running a transaction that the database rolled back to break a deadlock or a serialization
-conflict: the whole body again, a bounded number of times, after a short random pause.
+conflict, or whose connection broke under it: the whole body again, a bounded number of times,
+after a short random pause.
 
     async for attempt in retrying():
         async with attempt, store.transaction() as tx:
@@ -34,6 +35,14 @@ class TransactionConflict(StoreUnavailable):
     default_message = "The booking system is busy; please try again in a moment."
 
 
+class ConnectionLost(TransactionConflict):
+    """The connection broke while the transaction ran on it (Postgres restarted or failed over,
+    a pooler or the network dropped it) while Postgres itself answers: run it again on a fresh
+    connection. Nothing of it committed, unless the break came after Postgres had taken the
+    COMMIT; a tool call run again then finds its idempotency key stored with that answer and
+    gives it, so it still happens once."""
+
+
 class _Attempt:
     def __init__(self, attempts: Attempts) -> None:
         self._attempts = attempts
@@ -49,9 +58,8 @@ class _Attempt:
     ) -> bool:
         attempts = self._attempts
         if isinstance(exc, TransactionConflict) and attempts.number < attempts.tries:
-            log.info(
-                "transaction rolled back by a conflict (try %d): running it again", attempts.number
-            )
+            why = "its connection broke" if isinstance(exc, ConnectionLost) else "a conflict"
+            log.info("transaction ended by %s (try %d): running it again", why, attempts.number)
             return True  # swallowed: the loop makes another attempt
         attempts.finished = True
         return False
