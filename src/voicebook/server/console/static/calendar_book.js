@@ -4,8 +4,8 @@
 // time just taken) shows its sentence, books nothing, and the free times are asked again.
 // `done(text, id)` is told of the booking.
 
-import { api, el, when } from "./app.js";
-import { TIME } from "./calendar_days.js";
+import { api, el } from "./app.js";
+import { freeTimes } from "./calendar_slots.js";
 
 export function openBooking(dialog, data, day, done) {
   const services = data.services;
@@ -20,23 +20,24 @@ export function openBooking(dialog, data, day, done) {
   const date = el("input", { id: "cal-book-date", type: "date", value: day < data.today ? data.today : day, min: data.today });
   const who = el("select", { id: "cal-book-staff" });
   const notes = el("input", { id: "cal-book-notes", type: "text", autocomplete: "off", maxlength: "2000" });
-  const times = el("fieldset", { class: "cal-slots" }, el("legend", {}, "Free times"));
-  const status = el("p", { class: "muted", role: "status" });
   const submit = el("button", { type: "submit", disabled: true }, "Book appointment");
+  const times = freeTimes({
+    name: "cal-book-slot",
+    who,
+    submit,
+    query: () => ["/console/api/calendar/free", new URLSearchParams({ service: service.value, date: date.value })],
+  });
   const field = (id, label, input) => el("div", { class: "field" }, el("label", { for: id }, label), input);
   const form = el(
     "form",
     { class: "cal-form cal-book", "aria-label": "Book an appointment" },
     el("div", { class: "cal-fields" }, field("cal-book-phone", "Caller's phone", phone), field("cal-book-name", "Name (optional)", name)),
     el("div", { class: "cal-fields" }, field("cal-book-service", "Service", service), field("cal-book-staff", "With", who), field("cal-book-date", "Day", date)),
-    times,
-    status,
+    times.fieldset,
+    times.status,
     field("cal-book-notes", "Notes (optional)", notes),
     el("div", { class: "cal-actions" }, submit, el("button", { type: "button", class: "quiet", onclick: () => dialog.close() }, "Close")),
   );
-  let offered = [];
-  let asked = 0;
-
   /** The staff who give the chosen service, and "Anyone free" when there are several. */
   function people() {
     const staff = data.resources.filter((r) => r.kind === "staff" && r.services.includes(service.value));
@@ -46,44 +47,13 @@ export function openBooking(dialog, data, day, done) {
     );
   }
 
-  /** The free times of the chosen service, day and person; only the latest answer shows. */
-  async function slots() {
-    const mine = ++asked;
-    submit.disabled = true;
-    times.replaceChildren(el("legend", {}, "Free times"));
-    status.textContent = "Looking for free times…";
-    const query = new URLSearchParams({ service: service.value, date: date.value });
-    if (who.value) query.set("resource", who.value);
-    let answer;
-    try {
-      answer = (await api(`/console/api/calendar/free?${query}`)).slots;
-    } catch (error) {
-      if (mine !== asked) return;
-      offered = [];
-      status.textContent = error.message;
-      return;
-    }
-    if (mine !== asked) return;
-    offered = answer;
-    status.textContent = offered.length ? "" : "No free times that day; try another day or someone else.";
-    offered.forEach((slot, index) => {
-      const id = `cal-book-slot-${index}`;
-      const text = who.value ? when(slot.start, TIME) : `${when(slot.start, TIME)} with ${slot.resource_name}`;
-      times.append(el("div", { class: "cal-slot" },
-        el("input", { type: "radio", name: "cal-book-slot", id, value: String(index), onchange: () => { submit.disabled = false; } }),
-        el("label", { for: id }, text),
-      ));
-    });
-  }
-
-  service.addEventListener("change", () => { people(); slots(); });
-  who.addEventListener("change", slots);
-  date.addEventListener("change", () => { if (date.value) slots(); });
+  service.addEventListener("change", () => { people(); times.refresh(); });
+  who.addEventListener("change", times.refresh);
+  date.addEventListener("change", () => { if (date.value) times.refresh(); });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const chosen = form.querySelector("input[name=cal-book-slot]:checked");
-    if (!chosen) return;
-    const slot = offered[Number(chosen.value)];
+    const slot = times.chosen();
+    if (!slot) return;
     submit.disabled = true;
     message.textContent = "";
     try {
@@ -106,7 +76,7 @@ export function openBooking(dialog, data, day, done) {
         phone.focus();
         submit.disabled = false;
       } else {
-        await slots();
+        await times.refresh();
       }
     }
   });
@@ -115,5 +85,5 @@ export function openBooking(dialog, data, day, done) {
   people();
   if (!dialog.open) dialog.showModal();
   phone.focus();
-  slots();
+  times.refresh();
 }

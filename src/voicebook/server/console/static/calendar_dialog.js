@@ -3,8 +3,9 @@
 // and only the free times the server offers). A refusal shows its code's sentence and changes
 // nothing; `done(text, id)` is told of a change.
 
-import { api, el, when } from "./app.js";
-import { TIME, dayName, span, statusText } from "./calendar_days.js";
+import { api, el } from "./app.js";
+import { dayName, span, statusText } from "./calendar_days.js";
+import { freeTimes } from "./calendar_slots.js";
 
 function fact(term, value) {
   return value ? [el("dt", {}, term), el("dd", {}, value)] : [];
@@ -101,9 +102,13 @@ function reschedulePanel(item, panel, message, data, done) {
     staff.map((r) => el("option", { value: r.id, selected: r.id === item.resource }, r.name)),
     staff.length > 1 ? el("option", { value: "" }, "Anyone free") : null,
   );
-  const times = el("fieldset", { class: "cal-slots" }, el("legend", {}, "Free times"));
-  const status = el("p", { class: "muted", role: "status" });
   const submit = el("button", { type: "submit", disabled: true }, "Move appointment");
+  const times = freeTimes({
+    name: "cal-slot",
+    who,
+    submit,
+    query: () => ["/console/api/calendar/slots", new URLSearchParams({ appointment: item.id, date: day.value })],
+  });
   const form = el(
     "form",
     { class: "cal-form", "aria-label": "Reschedule the appointment" },
@@ -111,50 +116,16 @@ function reschedulePanel(item, panel, message, data, done) {
       el("div", { class: "field" }, el("label", { for: "cal-move-date" }, "Day"), day),
       el("div", { class: "field" }, el("label", { for: "cal-move-staff" }, "With"), who),
     ),
-    times,
-    status,
+    times.fieldset,
+    times.status,
     el("div", { class: "cal-actions" }, submit, el("button", { type: "button", class: "quiet", onclick: () => panel.replaceChildren() }, "Keep it")),
   );
-  let offered = [];
-  let asked = 0;
-
-  /** The free times of the chosen day and person; only the latest question's answer shows. */
-  async function slots() {
-    const mine = ++asked;
-    submit.disabled = true;
-    times.replaceChildren(el("legend", {}, "Free times"));
-    status.textContent = "Looking for free times…";
-    const query = new URLSearchParams({ appointment: item.id, date: day.value });
-    if (who.value) query.set("resource", who.value);
-    let answer;
-    try {
-      answer = (await api(`/console/api/calendar/slots?${query}`)).slots;
-    } catch (error) {
-      if (mine !== asked) return;
-      offered = [];
-      status.textContent = error.message;
-      return;
-    }
-    if (mine !== asked) return;
-    offered = answer;
-    status.textContent = offered.length ? "" : "No free times that day; try another day or someone else.";
-    offered.forEach((slot, index) => {
-      const id = `cal-slot-${index}`;
-      const text = who.value ? when(slot.start, TIME) : `${when(slot.start, TIME)} with ${slot.resource_name}`;
-      times.append(el("div", { class: "cal-slot" },
-        el("input", { type: "radio", name: "cal-slot", id, value: String(index), onchange: () => { submit.disabled = false; } }),
-        el("label", { for: id }, text),
-      ));
-    });
-  }
-
-  day.addEventListener("change", () => { if (day.value) slots(); });
-  who.addEventListener("change", slots);
+  day.addEventListener("change", () => { if (day.value) times.refresh(); });
+  who.addEventListener("change", times.refresh);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const chosen = form.querySelector("input[name=cal-slot]:checked");
-    if (!chosen) return;
-    const slot = offered[Number(chosen.value)];
+    const slot = times.chosen();
+    if (!slot) return;
     submit.disabled = true;
     message.textContent = "";
     try {
@@ -165,10 +136,10 @@ function reschedulePanel(item, panel, message, data, done) {
       await done(`Moved to ${moved.appointment.label}.`, moved.appointment.id);
     } catch (error) {
       message.textContent = error.message;
-      await slots();
+      await times.refresh();
     }
   });
   panel.replaceChildren(form);
   day.focus();
-  slots();
+  times.refresh();
 }
