@@ -561,11 +561,15 @@ class Settings(BaseSettings):
         key = self.api_key.get_secret_value().strip() if self.api_key is not None else ""
         return key or None
 
+    def console_password_value(self) -> str | None:
+        """The shared console password, or None when there is none (a blank one is none)."""
+        value = self.console_password
+        return (value.get_secret_value().strip() if value is not None else "") or None
+
     def console_secrets(self) -> list[str]:
         """What signs an operator in to the console: the console password and the service key,
         each only when it is not blank. Empty: the console is open, as the API is."""
-        given = (self.console_password, self.api_key)
-        return [s for s in (v.get_secret_value().strip() if v else "" for v in given) if s]
+        return [s for s in (self.console_password_value(), self.service_key()) if s]
 
     @cached_property
     def business_model(self) -> Business:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -27,7 +27,7 @@ from voicebook.cli.common import (
 
 if TYPE_CHECKING:
     from voicebook.config import Settings
-    from voicebook.store.base import OperatorRecord
+    from voicebook.store.base import OperatorRecord, Store
 
 app = typer.Typer(
     help="Console accounts, one per person: add one, set its password, remove it, list them "
@@ -64,7 +64,7 @@ def _login_note(settings: Settings) -> str | None:
             "the console has no sign-in yet: accounts sign in once VOICEBOOK_API_KEY or "
             "VOICEBOOK_CONSOLE_PASSWORD is set for the server"
         )
-    if settings.console_password is not None and settings.console_password.get_secret_value():
+    if settings.console_password_value() is not None:
         return "with accounts, VOICEBOOK_CONSOLE_PASSWORD no longer signs in (the service key does)"
     return None
 
@@ -83,12 +83,7 @@ def add(
     settings = load_settings(database_url=database_url)
     chosen = _checked(account_name, name)
     password = _checked(check_new_password, _new_password(password_stdin))
-
-    async def write() -> None:
-        async with opened_store(settings) as store:
-            await add_account(store, chosen, password, utc_now())
-
-    run(write())
+    _write(settings, lambda store: add_account(store, chosen, password, utc_now()))
     note = _login_note(settings)
     if as_json:
         typer.echo(json.dumps({"added": chosen, "note": note}, indent=2))
@@ -112,12 +107,7 @@ def password(
     settings = load_settings(database_url=database_url)
     chosen = _checked(account_name, name)
     new = _checked(check_new_password, _new_password(password_stdin))
-
-    async def write() -> None:
-        async with opened_store(settings) as store:
-            await set_password(store, chosen, new, utc_now())
-
-    run(write())
+    _write(settings, lambda store: set_password(store, chosen, new, utc_now()))
     if as_json:
         typer.echo(json.dumps({"changed": chosen}, indent=2))
         return
@@ -131,12 +121,7 @@ def remove(name: Name, as_json: AsJson = False, database_url: DatabaseUrl = None
 
     settings = load_settings(database_url=database_url)
     chosen = _checked(account_name, name)
-
-    async def write() -> None:
-        async with opened_store(settings) as store:
-            await remove_account(store, chosen)
-
-    run(write())
+    _write(settings, lambda store: remove_account(store, chosen))
     if as_json:
         typer.echo(json.dumps({"removed": chosen}, indent=2))
         return
@@ -179,6 +164,16 @@ def list_accounts(as_json: AsJson = False, database_url: DatabaseUrl = None) -> 
         added, changed = (f"{at:%Y-%m-%d %H:%M} UTC" for at in (a.created_at, a.updated_at))
         table.add_row(a.name, added, changed)
     console.print(table)
+
+
+def _write(settings: Settings, change: Callable[[Store], Awaitable[object]]) -> None:
+    """`change` against the configured database, its failures as the command's exit codes."""
+
+    async def write() -> None:
+        async with opened_store(settings) as store:
+            await change(store)
+
+    run(write())
 
 
 def _checked(check: Callable[[str], str], value: str) -> str:

@@ -121,17 +121,12 @@ def which_secret(settings: Settings, given: str) -> Via | None:
     """Which of the console's secrets `given` is ("service_key" or "password"), each compared in
     constant time; None for neither."""
     candidate = given.strip().encode()
-    key, password = settings.service_key(), _console_password(settings)
+    key, password = settings.service_key(), settings.console_password_value()
     key_matches = key is not None and hmac.compare_digest(candidate, key.encode())
     password_matches = password is not None and hmac.compare_digest(candidate, password.encode())
     if key_matches:
         return "service_key"
     return "password" if password_matches else None
-
-
-def _console_password(settings: Settings) -> str | None:
-    value = settings.console_password
-    return (value.get_secret_value().strip() if value is not None else "") or None
 
 
 def issue_cookie(
